@@ -1,0 +1,7 @@
+"""PLACEHOLDER: being written."""
+
+from .base_provider import BaseProvider
+
+
+class AnthropicProvider(BaseProvider):
+    label = "AnthropicProvider"

@@ -1,0 +1,9 @@
+"""PLACEHOLDER: being written."""
+
+from .base_provider import BaseProvider
+
+
+class OpenAIProvider(BaseProvider):
+    label = "OpenAIProvider"
+class OpenAICompatibleProvider(OpenAIProvider):
+    pass

@@ -1,0 +1,264 @@
+"""Django settings for chat_ai.
+
+Every setting that differs between machines comes from the environment, read once here.
+A `.env` file in the project root is loaded first (python-dotenv); real environment
+variables win over it. Every variable is listed, with a comment, in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def env_str(name: str, default: str = "") -> str:
+    """A string from the environment; empty means unset."""
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_float(name: str, default: float) -> float:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number, got {value!r}") from e
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from e
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in env_str(name).split(",") if item.strip()]
+
+
+# --- Core -------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", True)
+_DEV_SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
+SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ValueError("SECRET_KEY must be set when DEBUG is off.")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",  # makes `manage.py runserver` an ASGI server, so replies stream in development
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chat_ai.urls"
+ASGI_APPLICATION = "chat_ai.asgi.application"
+WSGI_APPLICATION = "chat_ai.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+# SQLite by default; DATABASE_URL (for example postgres://user@127.0.0.1:5432/chat) switches
+# to PostgreSQL through psycopg 3.
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH") or str(BASE_DIR / "db.sqlite3"),
+            "OPTIONS": {
+                # Wait for a lock instead of failing at once; IMMEDIATE avoids the
+                # read-then-upgrade deadlock between two writers.
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ------------------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Auth -------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:index"
+LOGOUT_REDIRECT_URL = "login"
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+
+# --- I18n, static -----------------------------------------------------------------------
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ru", "Русский")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE") or "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Security (production values switch on when DEBUG is off) ---------------------------
+
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ----------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+    "loggers": {
+        # The SDKs log request details (never keys) at DEBUG; keep them quiet.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+    },
+}
+
+# --- LLM providers ----------------------------------------------------------------------
+# Keys, base URLs (for proxies and gateways) and request timeouts of each provider.
+# Providers read these through chat.providers.get_provider(); nothing else touches them.
+
+LLM_REQUEST_TIMEOUT = env_float("LLM_REQUEST_TIMEOUT", 60.0)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
+LLM_MODELS_CACHE_TTL = env_int("LLM_MODELS_CACHE_TTL", 3600)
+
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_TIMEOUT = env_float("OPENAI_TIMEOUT", LLM_REQUEST_TIMEOUT)
+
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL")
+ANTHROPIC_TIMEOUT = env_float("ANTHROPIC_TIMEOUT", LLM_REQUEST_TIMEOUT)
+
+GOOGLE_API_KEY = env_str("GOOGLE_API_KEY")
+GOOGLE_BASE_URL = env_str("GOOGLE_BASE_URL")
+GOOGLE_TIMEOUT = env_float("GOOGLE_TIMEOUT", LLM_REQUEST_TIMEOUT)
+
+MISTRAL_API_KEY = env_str("MISTRAL_API_KEY")
+MISTRAL_BASE_URL = env_str("MISTRAL_BASE_URL")
+MISTRAL_TIMEOUT = env_float("MISTRAL_TIMEOUT", LLM_REQUEST_TIMEOUT)
+
+LOCAL_MODEL_PATH = env_str("LOCAL_MODEL_PATH")
+LOCAL_MODEL_CONTEXT = env_int("LOCAL_MODEL_CONTEXT", 2048)
+LOCAL_MODEL_THREADS = env_int("LOCAL_MODEL_THREADS", 0)  # 0: let llama.cpp decide
+LOCAL_ENABLED = env_bool("LOCAL_ENABLED", True)
+
+
+def _openai_compatible_endpoints() -> dict[str, dict[str, object]]:
+    """OPENAI_COMPATIBLE_PROVIDERS=ollama,openrouter declares extra providers; each reads
+    <NAME>_BASE_URL (required), <NAME>_API_KEY, <NAME>_MODELS (comma-separated),
+    <NAME>_LABEL and <NAME>_TIMEOUT."""
+    endpoints: dict[str, dict[str, object]] = {}
+    for raw_name in env_list("OPENAI_COMPATIBLE_PROVIDERS"):
+        name = raw_name.lower()
+        prefix = raw_name.upper().replace("-", "_")
+        endpoints[name] = {
+            "base_url": env_str(f"{prefix}_BASE_URL"),
+            "api_key": env_str(f"{prefix}_API_KEY"),
+            "models": env_list(f"{prefix}_MODELS"),
+            "label": env_str(f"{prefix}_LABEL") or raw_name,
+            "timeout": env_float(f"{prefix}_TIMEOUT", LLM_REQUEST_TIMEOUT),
+        }
+    return endpoints
+
+
+OPENAI_COMPATIBLE_ENDPOINTS = _openai_compatible_endpoints()
+
+# --- Chat -------------------------------------------------------------------------------
+
+CHAT_DEFAULT_PROVIDER = env_str("CHAT_DEFAULT_PROVIDER") or "local"
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
+CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
