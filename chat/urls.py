@@ -1,5 +1,17 @@
 from django.urls import path
 
+from . import views
+
 app_name = "chat"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("c/new/", views.conversation_new, name="conversation_new"),
+    path("c/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("c/<int:pk>/reply/", views.reply, name="reply"),
+    path("c/<int:pk>/rename/", views.conversation_rename, name="rename"),
+    path("c/<int:pk>/delete/", views.conversation_delete, name="delete"),
+    path("c/<int:pk>/settings/", views.conversation_settings, name="settings"),
+    path("m/<int:pk>/", views.message_detail, name="message"),
+    path("m/<int:pk>/stop/", views.message_stop, name="stop"),
+]

@@ -1,0 +1,484 @@
+"""Business logic: keyword-only functions named <noun>_<verb>.
+
+The flow of one reply (see DESIGN.md): ``reply_prepare`` saves the user message and an
+empty assistant message (status streaming) and builds the history, all in one short
+transaction; ``reply_stream`` then talks to the provider with no database connection
+held, relays text as Server-Sent Events with heartbeats, and saves the outcome in
+short steps: complete, error (recorded on the message, never as a reply) or stopped
+(Stop button or disconnect: the partial text is kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .markdown import render_markdown
+from .models import Conversation, Message
+from .providers import (
+    PROVIDER_REGISTRY,
+    ChatOptions,
+    Finish,
+    ProviderError,
+    TextDelta,
+    Usage,
+    get_provider,
+    list_providers,
+)
+
+logger = logging.getLogger(__name__)
+
+TITLE_MAX_CHARS = 60
+
+# --- Conversations ----------------------------------------------------------------------
+
+
+def conversation_create(
+    *,
+    owner: AbstractBaseUser,
+    provider: str = "",
+    model: str = "",
+    title: str = "",
+) -> Conversation:
+    """A new, empty conversation with the given (or default) provider and model."""
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER
+    if provider not in PROVIDER_REGISTRY:
+        raise ValidationError(_("Unknown provider."))
+    if not model:
+        default_models = get_provider(provider).default_models
+        model = default_models[0] if default_models else ""
+    return Conversation.objects.create(
+        owner=owner, provider=provider, model=model, title=title.strip()[:200]
+    )
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())
+    if not title:
+        raise ValidationError(_("The title cannot be empty."))
+    conversation.title = title[:200]
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    conversation.delete()
+
+
+def conversation_update_settings(
+    *,
+    conversation: Conversation,
+    system_prompt: str,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> Conversation:
+    try:
+        ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
+    except ProviderError as e:
+        raise ValidationError(e.message) from e
+    conversation.system_prompt = system_prompt
+    conversation.temperature = temperature
+    conversation.max_tokens = max_tokens
+    conversation.save(update_fields=["system_prompt", "temperature", "max_tokens"])
+    return conversation
+
+
+def title_from_text(text: str) -> str:
+    """A short title from the first message: its first line, cut at a word boundary.
+    Costs nothing (no model call)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = line.lstrip("#>*-` ").strip() or line
+    if len(line) <= TITLE_MAX_CHARS:
+        return line
+    cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
+    return (cut if len(cut) > TITLE_MAX_CHARS // 2 else line[:TITLE_MAX_CHARS]).rstrip() + "…"
+
+
+# --- Providers for the menu -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    name: str
+    label: str
+    usable: bool
+    models: list[str]
+    hint: str = ""
+
+
+async def provider_menu() -> list[ProviderChoice]:
+    """Every provider with its models (usable ones) or the reason and how to enable it."""
+    statuses = await sync_to_async(list_providers, thread_sensitive=False)()
+
+    async def choice(status: Any) -> ProviderChoice:
+        if not status.usable:
+            hint = f"{status.reason}: {status.hint}" if status.hint else status.reason
+            return ProviderChoice(status.name, status.label, False, [], hint)
+        try:
+            models = await get_provider(status.name).list_models()
+        except Exception:
+            logger.warning("model list for %s failed", status.name, exc_info=True)
+            models = list(get_provider(status.name).default_models)
+        return ProviderChoice(status.name, status.label, True, models)
+
+    return list(await asyncio.gather(*(choice(s) for s in statuses)))
+
+
+# --- One reply --------------------------------------------------------------------------
+
+
+class ReplyAction:
+    SEND = "send"
+    REGENERATE = "regenerate"
+    EDIT = "edit"
+    ALL = (SEND, REGENERATE, EDIT)
+
+
+@dataclass
+class PreparedReply:
+    conversation_id: int
+    user_message_id: int
+    reply_id: int
+    provider: str
+    model: str
+    options: ChatOptions
+    history: list[dict[str, str]]
+    trimmed: int = 0  # how many old messages did not fit the context
+    created_conversation_title: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _context_history(conversation: Conversation, before: Message) -> list[dict[str, str]]:
+    """What the model sees: user turns and the replies people saw (complete or stopped),
+    never errors, never replies still streaming (another tab's)."""
+    rows = (
+        conversation.messages.filter(created_at__lte=before.created_at, id__lte=before.id)
+        .exclude(status__in=[Message.Status.ERROR, Message.Status.STREAMING])
+        .order_by("created_at", "id")
+        .values_list("role", "content")
+    )
+    return [{"role": role, "content": content} for role, content in rows if content.strip()]
+
+
+def reply_prepare(
+    *,
+    conversation: Conversation,
+    action: str,
+    content: str = "",
+    provider: str = "",
+    model: str = "",
+) -> PreparedReply:
+    """Save what must be saved before asking the model, in one short transaction.
+
+    send: a new user message. edit: replace the last user message's text (later
+    messages are removed). regenerate: remove the replies after the last user message.
+    The provider and model (if given) become the conversation's current choice.
+    """
+    if action not in ReplyAction.ALL:
+        raise ValidationError(_("Unknown action."))
+    provider = provider or conversation.provider
+    model = model or conversation.model
+    if provider not in PROVIDER_REGISTRY:
+        raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
+    status = get_provider(provider).status()
+    if not status.usable:
+        raise ValidationError(
+            _("%(label)s is not available: %(reason)s.") % {"label": status.label, "reason": status.reason}
+        )
+    if not model:
+        raise ValidationError(_("Choose a model."))
+    options = ChatOptions(
+        system_prompt=conversation.system_prompt,
+        temperature=conversation.temperature,
+        max_tokens=conversation.max_tokens,
+    )
+    if action in (ReplyAction.SEND, ReplyAction.EDIT):
+        content = content.strip()
+        if not content:
+            raise ValidationError(_("The message is empty."))
+        if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
+            raise ValidationError(
+                _("The message is too long (%(length)d characters; the limit is %(limit)d).")
+                % {"length": len(content), "limit": settings.CHAT_MAX_MESSAGE_CHARS}
+            )
+
+    with transaction.atomic():
+        conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        now = timezone.now()
+        if action == ReplyAction.SEND:
+            user_message = Message.objects.create(
+                conversation=conv, role=Message.Role.USER, content=content, created_at=now
+            )
+        else:
+            user_message = conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+            if user_message is None:
+                raise ValidationError(_("There is no message to answer yet."))
+            if conv.messages.filter(
+                status=Message.Status.STREAMING, id__gt=user_message.id
+            ).exists():
+                raise ValidationError(_("Wait for the current reply to finish, or stop it."))
+            conv.messages.filter(created_at__gte=user_message.created_at, id__gt=user_message.id).delete()
+            if action == ReplyAction.EDIT:
+                user_message.content = content
+                user_message.save(update_fields=["content"])
+        reply = Message.objects.create(
+            conversation=conv,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            provider=provider,
+            model=model,
+            created_at=max(now, user_message.created_at),
+        )
+        conv.provider, conv.model, conv.updated_at = provider, model, now
+        fields = ["provider", "model", "updated_at"]
+        new_title = ""
+        if not conv.title:
+            conv.title = new_title = title_from_text(user_message.content)
+            fields.append("title")
+        conv.save(update_fields=fields)
+        history = _context_history(conv, user_message)
+
+    return PreparedReply(
+        conversation_id=conv.pk,
+        user_message_id=user_message.pk,
+        reply_id=reply.pk,
+        provider=provider,
+        model=model,
+        options=options,
+        history=history,
+        created_conversation_title=new_title,
+    )
+
+
+def sse_event(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+HEARTBEAT = b": keep-alive\n\n"
+_END = object()
+_STOP = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+# Streams running in this process, by reply id: Stop puts a sentinel in the queue.
+_ACTIVE_STREAMS: dict[int, asyncio.Queue[Any]] = {}
+
+
+def _stop_key(reply_id: int) -> str:
+    return f"chat:stop:{reply_id}"
+
+
+async def reply_stop(*, reply: Message) -> bool:
+    """Ask the stream writing ``reply`` to stop (in this worker at once, in another one
+    within a second through the shared cache). True if the reply was still streaming."""
+    if reply.status != Message.Status.STREAMING:
+        return False
+    queue = _ACTIVE_STREAMS.get(reply.pk)
+    if queue is not None:
+        queue.put_nowait(_STOP)
+    await cache.aset(_stop_key(reply.pk), True, 300)
+    return True
+
+
+def _save_outcome(
+    reply_id: int,
+    *,
+    text: str,
+    status: str,
+    error: str = "",
+    usage: Usage | None = None,
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+) -> str:
+    close_old_connections()
+    html = render_markdown(text) if text else ""
+    fields: dict[str, Any] = {
+        "content": text,
+        "content_html": html,
+        "status": status,
+        "error": error,
+        "time_to_first_token_ms": ttft_ms,
+        "duration_ms": duration_ms,
+    }
+    if usage is not None:
+        fields["input_tokens"] = usage.input_tokens
+        fields["output_tokens"] = usage.output_tokens
+    Message.objects.filter(pk=reply_id).update(**fields)
+    return html
+
+
+def _save_checkpoint(reply_id: int, text: str) -> None:
+    close_old_connections()
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=text)
+
+
+async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
+    """Relay the provider's reply as SSE bytes and save the outcome. No database
+    connection is held while waiting on the upstream."""
+    started = time.monotonic()
+    parts: list[str] = []
+    usage: Usage | None = None
+    finish: Finish | None = None
+    first_token_at: float | None = None
+    heartbeat = settings.CHAT_HEARTBEAT_SECONDS
+    checkpoint_every = getattr(settings, "CHAT_CHECKPOINT_SECONDS", 2.0)
+    last_checkpoint = started
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    _ACTIVE_STREAMS[prepared.reply_id] = queue
+    provider = get_provider(prepared.provider)
+    events = provider.stream(prepared.history, prepared.model, prepared.options)
+
+    async def pump() -> None:
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the relay loop, which reports it
+            queue.put_nowait(_Failed(exc))
+            return
+        queue.put_nowait(_END)
+
+    async def watch_stop() -> None:
+        key = _stop_key(prepared.reply_id)
+        while True:
+            await asyncio.sleep(1.0)
+            if await cache.aget(key):
+                queue.put_nowait(_STOP)
+                return
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    def ttft_ms() -> int | None:
+        return None if first_token_at is None else int((first_token_at - started) * 1000)
+
+    async def save(status: str, error: str = "") -> str:
+        return await asyncio.shield(
+            sync_to_async(_save_outcome, thread_sensitive=False)(
+                prepared.reply_id,
+                text="".join(parts),
+                status=status,
+                error=error,
+                usage=usage,
+                ttft_ms=ttft_ms(),
+                duration_ms=elapsed_ms(),
+            )
+        )
+
+    def done_event(status: str, html: str) -> bytes:
+        return sse_event(
+            "done",
+            {
+                "message_id": prepared.reply_id,
+                "status": status,
+                "html": html,
+                "provider": prepared.provider,
+                "model": prepared.model,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "finish_reason": finish.reason if finish else None,
+            },
+        )
+
+    pump_task = asyncio.create_task(pump())
+    stop_task = asyncio.create_task(watch_stop())
+    try:
+        yield sse_event(
+            "start",
+            {
+                "message_id": prepared.reply_id,
+                "user_message_id": prepared.user_message_id,
+                "provider": prepared.provider,
+                "model": prepared.model,
+                "title": prepared.created_conversation_title,
+            },
+        )
+        while True:
+            try:
+                async with asyncio.timeout(heartbeat):
+                    item = await queue.get()
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            if isinstance(item, TextDelta):
+                if first_token_at is None:
+                    first_token_at = time.monotonic()
+                parts.append(item.text)
+                yield sse_event("delta", {"text": item.text})
+                now = time.monotonic()
+                if now - last_checkpoint >= checkpoint_every:
+                    last_checkpoint = now
+                    await sync_to_async(_save_checkpoint, thread_sensitive=False)(
+                        prepared.reply_id, "".join(parts)
+                    )
+            elif isinstance(item, Usage):
+                usage = item
+            elif isinstance(item, Finish):
+                finish = item
+            elif item is _END:
+                if not "".join(parts).strip():
+                    message = _("%(label)s: the model returned an empty reply") % {"label": provider.label}
+                    await save(Message.Status.ERROR, message)
+                    yield sse_event("error", {"message": message, "message_id": prepared.reply_id})
+                    return
+                html = await save(Message.Status.COMPLETE)
+                yield done_event(Message.Status.COMPLETE, html)
+                return
+            elif item is _STOP:
+                pump_task.cancel()
+                html = await save(Message.Status.STOPPED)
+                yield done_event(Message.Status.STOPPED, html)
+                return
+            elif isinstance(item, _Failed):
+                error = item.error
+                if isinstance(error, ProviderError):
+                    message = error.user_message
+                else:
+                    logger.error("reply %s failed", prepared.reply_id, exc_info=error)
+                    message = _("%(label)s: unexpected error, see the server log") % {"label": provider.label}
+                await save(Message.Status.ERROR, message)
+                yield sse_event(
+                    "error",
+                    {
+                        "message": message,
+                        "message_id": prepared.reply_id,
+                        "partial_html": render_markdown("".join(parts)),
+                    },
+                )
+                return
+    except (asyncio.CancelledError, GeneratorExit):
+        # The client went away (closed tab, reload, Stop by aborting the request).
+        pump_task.cancel()
+        await save(Message.Status.STOPPED)
+        raise
+    finally:
+        _ACTIVE_STREAMS.pop(prepared.reply_id, None)
+        stop_task.cancel()
+        pump_task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(pump_task), 5)
+        except BaseException:  # the pump ends with its own cancellation
+            pass
+        try:
+            await events.aclose()
+        except BaseException:
+            pass

@@ -1,0 +1,232 @@
+"""Views stay thin: parse input with a form, check the owner through selectors, call a
+service, render or stream. No SDK is imported here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.contrib import messages as flash
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services
+from .forms import (
+    ConversationSettingsForm,
+    NewConversationForm,
+    RenameForm,
+    ReplyForm,
+    SignupForm,
+)
+from .models import Conversation, Message
+
+SIDEBAR_LIMIT = 100
+
+
+def _error_text(error: ValidationError | Any) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return " ".join(str(m) for errs in error.values() for m in errs)
+
+
+def _chat_context(
+    request: HttpRequest, conversation: Conversation | None
+) -> dict[str, Any]:
+    query = request.GET.get("q", "").strip()[:200]
+    conversations = list(
+        selectors.conversation_list_for_user(user=request.user, query=query)[: SIDEBAR_LIMIT + 1]
+    )
+    menu = async_to_sync(services.provider_menu)()
+    current_provider = conversation.provider if conversation else settings.CHAT_DEFAULT_PROVIDER
+    current_model = conversation.model if conversation else ""
+    if not current_model:
+        for choice in menu:
+            if choice.name == current_provider and choice.models:
+                current_model = choice.models[0]
+    thread = (
+        list(selectors.message_list_for_conversation(conversation=conversation))
+        if conversation
+        else []
+    )
+    return {
+        "conversation": conversation,
+        "conversations": conversations[:SIDEBAR_LIMIT],
+        "more_conversations": len(conversations) > SIDEBAR_LIMIT,
+        "query": query,
+        "thread": thread,
+        "menu": menu,
+        "current_provider": current_provider,
+        "current_model": current_model,
+        "settings_form": ConversationSettingsForm(
+            initial={
+                "system_prompt": conversation.system_prompt,
+                "temperature": conversation.temperature,
+                "max_tokens": conversation.max_tokens,
+            }
+            if conversation
+            else None
+        ),
+        "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
+
+
+@require_GET
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    """A new, empty chat: the conversation is created with its first message."""
+    return render(request, "chat/chat.html", _chat_context(request, None))
+
+
+@require_GET
+@login_required
+def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    return render(request, "chat/chat.html", _chat_context(request, conversation))
+
+
+@require_POST
+@login_required
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    form = NewConversationForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": _error_text(form.errors)}, status=400)
+    try:
+        conversation = services.conversation_create(
+            owner=request.user,
+            provider=form.cleaned_data["provider"],
+            model=form.cleaned_data["model"],
+        )
+    except ValidationError as e:
+        return JsonResponse({"error": _error_text(e)}, status=400)
+    url = reverse("chat:conversation", args=[conversation.pk])
+    return JsonResponse(
+        {
+            "id": conversation.pk,
+            "url": url,
+            "reply_url": reverse("chat:reply", args=[conversation.pk]),
+        },
+        status=201,
+    )
+
+
+@require_POST
+@login_required
+def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    form = RenameForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(_error_text(form.errors))
+        services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    except ValidationError as e:
+        flash.error(request, _error_text(e))
+    return redirect("chat:conversation", pk=conversation.pk)
+
+
+@require_POST
+@login_required
+def conversation_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    services.conversation_delete(conversation=conversation)
+    flash.success(request, _("Conversation deleted."))
+    return redirect("chat:index")
+
+
+@require_POST
+@login_required
+def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    form = ConversationSettingsForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(_error_text(form.errors))
+        services.conversation_update_settings(conversation=conversation, **form.cleaned_data)
+        flash.success(request, _("Settings saved."))
+    except ValidationError as e:
+        flash.error(request, _error_text(e))
+    return redirect("chat:conversation", pk=conversation.pk)
+
+
+@require_POST
+@login_required
+async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Stream a reply as Server-Sent Events: start, delta..., then done or error."""
+    user = await request.auser()
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": _error_text(form.errors)}, status=400)
+
+    def prepare() -> services.PreparedReply:
+        conversation = selectors.conversation_get_for_user(user=user, pk=pk)
+        return services.reply_prepare(conversation=conversation, **form.cleaned_data)
+
+    try:
+        prepared = await sync_to_async(prepare)()
+    except Http404:
+        raise
+    except ValidationError as e:
+        return JsonResponse({"error": _error_text(e)}, status=400)
+    response = StreamingHttpResponse(
+        services.reply_stream(prepared=prepared), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "status": message.status,
+        "content": message.content,
+        "html": message.content_html,
+        "error": message.error,
+        "provider": message.provider,
+        "model": message.model,
+        "input_tokens": message.input_tokens,
+        "output_tokens": message.output_tokens,
+    }
+
+
+@require_GET
+@login_required
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A reply's current state (the page polls replies still streaming after a reload)."""
+    message = selectors.message_get_for_user(user=request.user, pk=pk)
+    return JsonResponse(_message_json(message))
+
+
+@require_POST
+@login_required
+async def message_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    user = await request.auser()
+    message = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
+    stopped = await services.reply_stop(reply=message)
+    return JsonResponse({"stopping": stopped})
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.ALLOW_SIGNUP:
+        raise Http404("Sign-up is closed")
+    if request.user.is_authenticated:
+        return redirect("chat:index")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat:index")
+    return render(request, "registration/signup.html", {"form": form})
