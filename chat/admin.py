@@ -18,7 +18,16 @@ USAGE_FIELDS = ("input_tokens", "output_tokens", "time_to_first_token_ms", "dura
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ("created_at", "role", "content", "provider", "model", "status", "error", *USAGE_FIELDS)
+    fields = (
+        "created_at",
+        "role",
+        "content",
+        "provider",
+        "model",
+        "status",
+        "error",
+        *USAGE_FIELDS,
+    )
     readonly_fields = ("created_at", "provider", "model", *USAGE_FIELDS)
     ordering = ("created_at", "id")
     show_change_link = False
@@ -124,7 +133,9 @@ class ConversationAdmin(admin.ModelAdmin):
             if conv["system_prompt"]:
                 lines += ["**System prompt:**", "", conv["system_prompt"], ""]
             for m in conv["messages"]:
-                who = "User" if m["role"] == "user" else f"Assistant ({m['provider']} / {m['model']})"
+                who = (
+                    "User" if m["role"] == "user" else f"Assistant ({m['provider']} / {m['model']})"
+                )
                 status = "" if m["status"] == "complete" else f" [{m['status']}]"
                 lines += [f"## {who}{status}", "", m["content"], ""]
                 if m["error"]:

@@ -9,7 +9,9 @@ from django.http import Http404
 from .models import Conversation, Message
 
 
-def conversation_list_for_user(*, user: AbstractBaseUser, query: str = "") -> QuerySet[Conversation]:
+def conversation_list_for_user(
+    *, user: AbstractBaseUser, query: str = ""
+) -> QuerySet[Conversation]:
     """The user's conversations, newest first; ``query`` matches titles and message text."""
     conversations = Conversation.objects.filter(owner=user).only(
         "id", "title", "provider", "model", "updated_at"
@@ -19,7 +21,9 @@ def conversation_list_for_user(*, user: AbstractBaseUser, query: str = "") -> Qu
         matching_messages = Message.objects.filter(
             conversation__owner=user, content__icontains=query
         ).values("conversation_id")
-        conversations = conversations.filter(Q(title__icontains=query) | Q(id__in=matching_messages))
+        conversations = conversations.filter(
+            Q(title__icontains=query) | Q(id__in=matching_messages)
+        )
     return conversations.order_by("-updated_at", "-id")
 
 

@@ -11,6 +11,7 @@ short steps: complete, error (recorded on the message, never as a reply) or stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -197,7 +198,8 @@ def reply_prepare(
     status = get_provider(provider).status()
     if not status.usable:
         raise ValidationError(
-            _("%(label)s is not available: %(reason)s.") % {"label": status.label, "reason": status.reason}
+            _("%(label)s is not available: %(reason)s.")
+            % {"label": status.label, "reason": status.reason}
         )
     if not model:
         raise ValidationError(_("Choose a model."))
@@ -224,14 +226,18 @@ def reply_prepare(
                 conversation=conv, role=Message.Role.USER, content=content, created_at=now
             )
         else:
-            user_message = conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+            user_message = (
+                conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+            )
             if user_message is None:
                 raise ValidationError(_("There is no message to answer yet."))
             if conv.messages.filter(
                 status=Message.Status.STREAMING, id__gt=user_message.id
             ).exists():
                 raise ValidationError(_("Wait for the current reply to finish, or stop it."))
-            conv.messages.filter(created_at__gte=user_message.created_at, id__gt=user_message.id).delete()
+            conv.messages.filter(
+                created_at__gte=user_message.created_at, id__gt=user_message.id
+            ).delete()
             if action == ReplyAction.EDIT:
                 user_message.content = content
                 user_message.save(update_fields=["content"])
@@ -436,7 +442,9 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 finish = item
             elif item is _END:
                 if not "".join(parts).strip():
-                    message = _("%(label)s: the model returned an empty reply") % {"label": provider.label}
+                    message = _("%(label)s: the model returned an empty reply") % {
+                        "label": provider.label
+                    }
                     await save(Message.Status.ERROR, message)
                     yield sse_event("error", {"message": message, "message_id": prepared.reply_id})
                     return
@@ -454,7 +462,9 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                     message = error.user_message
                 else:
                     logger.error("reply %s failed", prepared.reply_id, exc_info=error)
-                    message = _("%(label)s: unexpected error, see the server log") % {"label": provider.label}
+                    message = _("%(label)s: unexpected error, see the server log") % {
+                        "label": provider.label
+                    }
                 await save(Message.Status.ERROR, message)
                 yield sse_event(
                     "error",
@@ -474,11 +484,9 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         _ACTIVE_STREAMS.pop(prepared.reply_id, None)
         stop_task.cancel()
         pump_task.cancel()
-        try:
+        # The pump ends with its own cancellation; closing the provider's generator
+        # closes the upstream HTTP response.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(asyncio.shield(pump_task), 5)
-        except BaseException:  # the pump ends with its own cancellation
-            pass
-        try:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await events.aclose()
-        except BaseException:
-            pass

@@ -43,9 +43,7 @@ def _error_text(error: ValidationError | Any) -> str:
     return " ".join(str(m) for errs in error.values() for m in errs)
 
 
-def _chat_context(
-    request: HttpRequest, conversation: Conversation | None
-) -> dict[str, Any]:
+def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     query = request.GET.get("q", "").strip()[:200]
     conversations = list(
         selectors.conversation_list_for_user(user=request.user, query=query)[: SIDEBAR_LIMIT + 1]

@@ -429,7 +429,9 @@ class BaseProvider:
         """The whole answer as text; on failure a readable error string (the guide's
         contract). The app itself uses ``stream``, which raises instead."""
         if not self._has_native_stream():
-            raise NotImplementedError(f"{type(self).__name__} implements neither get_response nor _stream")
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither get_response nor _stream"
+            )
         try:
             return async_to_sync(self.complete)(messages, model, ChatOptions.from_kwargs(**kwargs))
         except ProviderError as e:
@@ -480,9 +482,7 @@ class BaseProvider:
                 delay = self.retry_policy.delay(attempt, error)
                 if delay is None:
                     raise
-                logger.info(
-                    "%s: %s, retry %d in %.2fs", self.name, error.kind, attempt, delay
-                )
+                logger.info("%s: %s, retry %d in %.2fs", self.name, error.kind, attempt, delay)
                 await asyncio.sleep(delay)
 
     async def complete(
@@ -492,7 +492,9 @@ class BaseProvider:
         options: ChatOptions | None = None,
     ) -> str:
         """The whole reply as text, by draining ``stream``; raises ProviderError."""
-        parts = [e.text async for e in self.stream(messages, model, options) if isinstance(e, TextDelta)]
+        parts = [
+            e.text async for e in self.stream(messages, model, options) if isinstance(e, TextDelta)
+        ]
         return "".join(parts)
 
     async def list_models(self) -> list[str]:
@@ -591,7 +593,9 @@ class BaseProvider:
         except ProviderError:
             raise
         except Exception as e:
-            raise UnavailableError(clean_upstream_message(str(e)) or type(e).__name__, provider=self.label) from e
+            raise UnavailableError(
+                clean_upstream_message(str(e)) or type(e).__name__, provider=self.label
+            ) from e
         if not isinstance(text, str) or not text:
             raise UnavailableError("empty reply", provider=self.label)
         yield TextDelta(text)

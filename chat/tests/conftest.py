@@ -12,3 +12,19 @@ def upstream() -> Iterator[FakeUpstream]:
     """A fresh fake upstream HTTP server on 127.0.0.1 for one test."""
     with FakeUpstream() as server:
         yield server
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[type]:
+    """The scripted FakeProvider registered as "fake" for one test."""
+    from chat.providers import PROVIDER_REGISTRY
+    from chat.tests.fakes.fake_provider import FakeProvider
+
+    FakeProvider.scripts = []
+    FakeProvider.calls = []
+    FakeProvider.cancelled = []
+    PROVIDER_REGISTRY["fake"] = FakeProvider
+    try:
+        yield FakeProvider
+    finally:
+        PROVIDER_REGISTRY.pop("fake", None)

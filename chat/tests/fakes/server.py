@@ -120,7 +120,9 @@ def sse(data: Any, event: str | None = None) -> bytes:
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
-        self._routes: list[tuple[str, re.Pattern[str], list[Response | Handler], Response | Handler | None]] = []
+        self._routes: list[
+            tuple[str, re.Pattern[str], list[Response | Handler], Response | Handler | None]
+        ] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None

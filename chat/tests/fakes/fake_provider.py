@@ -1,0 +1,59 @@
+"""A scripted in-process provider for service and view tests (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from chat.providers.base_provider import (
+    BaseProvider,
+    ChatOptions,
+    Finish,
+    ProviderError,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+
+@dataclass
+class Script:
+    """What the fake provider does on its next call."""
+
+    chunks: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    usage: tuple[int, int] | None = (10, 3)
+    pause: float = 0.0  # seconds between chunks
+    error: ProviderError | None = None  # raised after the chunks
+    first_delay: float = 0.0
+
+
+class FakeProvider(BaseProvider):
+    label = "Fake"
+    requires_api_key = False
+    default_models = ("fake-small", "fake-large")
+    scripts: ClassVar[list[Script]] = []
+    calls: ClassVar[list[dict[str, object]]] = []
+    cancelled: ClassVar[list[bool]] = []
+
+    async def _stream(
+        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+    ) -> AsyncIterator[StreamEvent]:
+        script = self.scripts.pop(0) if self.scripts else Script()
+        type(self).calls.append({"messages": messages, "model": model, "options": options})
+        try:
+            if script.first_delay:
+                await asyncio.sleep(script.first_delay)
+            for chunk in script.chunks:
+                if script.pause:
+                    await asyncio.sleep(script.pause)
+                yield TextDelta(chunk)
+            if script.error is not None:
+                raise script.error
+            if script.usage:
+                yield Usage(*script.usage)
+            yield Finish("stop")
+        except (asyncio.CancelledError, GeneratorExit):
+            type(self).cancelled.append(True)
+            raise

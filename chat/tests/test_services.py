@@ -1,0 +1,324 @@
+"""The reply flow in chat/services.py against the database, with the scripted fake
+provider registered as "fake"."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+
+from chat import services
+from chat.models import Conversation, Message
+from chat.providers import AuthenticationError, UnavailableError
+from chat.tests.fakes.fake_provider import Script
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse_sse(raw: list[bytes]) -> list[tuple[str, Any]]:
+    events = []
+    for block in b"".join(raw).decode().split("\n\n"):
+        if not block.strip() or block.startswith(":"):
+            continue
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+@pytest.fixture
+def user() -> User:
+    return User.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def conversation(user: User, fake_provider: type) -> Conversation:
+    return Conversation.objects.create(owner=user, provider="fake", model="fake-small")
+
+
+async def run_reply(conversation: Conversation, **kwargs: Any) -> list[tuple[str, Any]]:
+    kwargs.setdefault("action", "send")
+    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
+    return parse_sse([chunk async for chunk in services.reply_stream(prepared=prepared)])
+
+
+async def reload(obj: Any) -> Any:
+    await obj.arefresh_from_db()
+    return obj
+
+
+# --- prepare ----------------------------------------------------------------------------
+
+
+def test_prepare_saves_the_user_message_and_a_streaming_reply(conversation: Conversation) -> None:
+    prepared = services.reply_prepare(conversation=conversation, action="send", content="Hi there")
+    user_msg = Message.objects.get(pk=prepared.user_message_id)
+    reply = Message.objects.get(pk=prepared.reply_id)
+    assert (user_msg.role, user_msg.content) == ("user", "Hi there")
+    assert (reply.role, reply.status, reply.model) == ("assistant", "streaming", "fake-small")
+    assert prepared.history == [{"role": "user", "content": "Hi there"}]
+
+
+def test_prepare_titles_a_new_conversation_from_the_first_message(
+    conversation: Conversation,
+) -> None:
+    services.reply_prepare(
+        conversation=conversation,
+        action="send",
+        content="How do I reverse a linked list in Python without recursion or extra memory?",
+    )
+    conversation.refresh_from_db()
+    assert conversation.title.startswith("How do I reverse a linked list")
+    assert len(conversation.title) <= services.TITLE_MAX_CHARS + 1
+
+
+@pytest.mark.parametrize("content", ["", "   \n\t "])
+def test_prepare_rejects_an_empty_message(conversation: Conversation, content: str) -> None:
+    with pytest.raises(ValidationError, match="empty"):
+        services.reply_prepare(conversation=conversation, action="send", content=content)
+    assert not Message.objects.exists()
+
+
+def test_prepare_rejects_a_message_over_the_limit(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    with pytest.raises(ValidationError, match="too long"):
+        services.reply_prepare(conversation=conversation, action="send", content="x" * 11)
+    assert not Message.objects.exists()
+
+
+def test_prepare_rejects_an_unknown_provider(conversation: Conversation) -> None:
+    with pytest.raises(ValidationError, match="Unknown provider"):
+        services.reply_prepare(
+            conversation=conversation, action="send", content="hi", provider="nope"
+        )
+    assert not Message.objects.exists()
+
+
+def test_prepare_rejects_a_provider_without_key(conversation: Conversation, settings: Any) -> None:
+    settings.ANTHROPIC_API_KEY = ""
+    with pytest.raises(ValidationError, match="no API key"):
+        services.reply_prepare(
+            conversation=conversation, action="send", content="hi", provider="anthropic"
+        )
+    assert not Message.objects.exists()
+
+
+def test_title_from_text_cuts_at_a_word() -> None:
+    title = services.title_from_text("word " * 40)
+    assert title.endswith("…") and not title.endswith(" …")
+    assert services.title_from_text("\n\n## Short one\nmore") == "Short one"
+
+
+# --- streaming --------------------------------------------------------------------------
+
+
+async def test_reply_streams_deltas_and_saves_the_complete_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["**Hello**", " world"], usage=(12, 4)))
+    events = await run_reply(conversation, content="Hi")
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["start", "delta", "delta", "done"]
+    done = events[-1][1]
+    assert "<strong>Hello</strong>" in done["html"]
+    reply = await Message.objects.aget(pk=done["message_id"])
+    assert (reply.status, reply.content) == ("complete", "**Hello** world")
+    assert (reply.input_tokens, reply.output_tokens) == (12, 4)
+    assert reply.duration_ms is not None and reply.time_to_first_token_ms is not None
+
+
+async def test_reply_sends_conversation_options_to_the_provider(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    conversation.system_prompt, conversation.temperature, conversation.max_tokens = (
+        "Be terse",
+        0.3,
+        50,
+    )
+    await conversation.asave()
+    await run_reply(conversation, content="Hi")
+    options = fake_provider.calls[0]["options"]
+    assert (options.system_prompt, options.temperature, options.max_tokens) == ("Be terse", 0.3, 50)
+
+
+async def test_provider_error_is_recorded_on_the_message_not_as_a_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(provider="Anthropic")))
+    events = await run_reply(conversation, content="Hi")
+    kind, data = events[-1]
+    assert kind == "error"
+    assert data["message"] == "Anthropic: invalid API key"
+    reply = await Message.objects.aget(pk=data["message_id"])
+    assert (reply.status, reply.error, reply.content) == ("error", "Anthropic: invalid API key", "")
+    user_messages = await Message.objects.filter(role="user").acount()
+    assert user_messages == 1
+
+
+async def test_error_after_text_keeps_the_partial_text(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(
+        Script(chunks=["Half an "], error=UnavailableError(provider="Fake"))
+    )
+    events = await run_reply(conversation, content="Hi")
+    reply = await Message.objects.aget(pk=events[-1][1]["message_id"])
+    assert (reply.status, reply.content) == ("error", "Half an ")
+
+
+async def test_errors_are_never_sent_back_as_context(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["oops"], error=UnavailableError()))
+    await run_reply(conversation, content="first")
+    await run_reply(conversation, content="second")
+    sent = fake_provider.calls[-1]["messages"]
+    assert sent == [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}]
+
+
+async def test_empty_reply_is_an_error(conversation: Conversation, fake_provider: type) -> None:
+    fake_provider.scripts.append(Script(chunks=[]))
+    events = await run_reply(conversation, content="Hi")
+    kind, data = events[-1]
+    assert kind == "error" and "empty reply" in data["message"]
+
+
+async def test_stop_keeps_the_partial_reply_and_cancels_the_provider(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=[f"w{i} " for i in range(200)], pause=0.01))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="long please"
+    )
+    chunks = []
+    async for chunk in services.reply_stream(prepared=prepared):
+        chunks.append(chunk)
+        if len(chunks) == 4:  # start + 3 deltas
+            reply = await Message.objects.aget(pk=prepared.reply_id)
+            assert await services.reply_stop(reply=reply)
+    kind, data = parse_sse(chunks)[-1]
+    assert (kind, data["status"]) == ("done", "stopped")
+    reply = await Message.objects.aget(pk=prepared.reply_id)
+    assert reply.status == "stopped"
+    assert reply.content.startswith("w0 w1 w2 ")
+    assert fake_provider.cancelled == [True]
+
+
+async def test_client_disconnect_saves_the_partial_reply_as_stopped(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=[f"w{i} " for i in range(200)], pause=0.01))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="long please"
+    )
+    stream = services.reply_stream(prepared=prepared)
+    received = [await anext(stream) for _ in range(3)]  # start + 2 deltas
+    await stream.aclose()  # what Django does when the browser goes away
+    reply = await Message.objects.aget(pk=prepared.reply_id)
+    assert reply.status == "stopped"
+    assert reply.content == "w0 w1 "
+    assert len(received) == 3
+    assert fake_provider.cancelled == [True]
+
+
+async def test_heartbeats_keep_a_slow_stream_alive(
+    conversation: Conversation, fake_provider: type, settings: Any
+) -> None:
+    settings.CHAT_HEARTBEAT_SECONDS = 0.05
+    fake_provider.scripts.append(Script(chunks=["late"], first_delay=0.3))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="Hi"
+    )
+    raw = [chunk async for chunk in services.reply_stream(prepared=prepared)]
+    assert raw.count(services.HEARTBEAT) >= 2
+    assert parse_sse(raw)[-1][0] == "done"
+
+
+async def test_checkpoints_save_partial_text_while_streaming(
+    conversation: Conversation, fake_provider: type, settings: Any
+) -> None:
+    settings.CHAT_CHECKPOINT_SECONDS = 0.0
+    fake_provider.scripts.append(Script(chunks=["one ", "two ", "three"], pause=0.01))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="Hi"
+    )
+    stream = services.reply_stream(prepared=prepared)
+    for _ in range(3):  # start + two deltas
+        await anext(stream)
+    reply = await Message.objects.aget(pk=prepared.reply_id)
+    assert (reply.status, reply.content) == ("streaming", "one ")
+    _ = [chunk async for chunk in stream]
+
+
+# --- regenerate and edit ----------------------------------------------------------------
+
+
+async def test_regenerate_replaces_the_last_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts += [Script(chunks=["first answer"]), Script(chunks=["second answer"])]
+    await run_reply(conversation, content="question")
+    await run_reply(conversation, action="regenerate")
+    replies = [
+        m async for m in Message.objects.filter(role="assistant").values_list("content", flat=True)
+    ]
+    assert replies == ["second answer"]
+    assert fake_provider.calls[-1]["messages"] == [{"role": "user", "content": "question"}]
+
+
+async def test_edit_replaces_the_last_user_message_and_its_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    await run_reply(conversation, content="typo qestion")
+    await run_reply(conversation, action="edit", content="fixed question")
+    contents = [m async for m in Message.objects.order_by("id").values_list("role", "content")]
+    assert contents[0] == ("user", "fixed question")
+    assert len(contents) == 2
+
+
+def test_regenerate_without_messages_is_rejected(conversation: Conversation) -> None:
+    with pytest.raises(ValidationError, match="no message"):
+        services.reply_prepare(conversation=conversation, action="regenerate")
+
+
+async def test_model_switch_mid_conversation_is_recorded_per_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    await run_reply(conversation, content="one")
+    await run_reply(conversation, content="two", model="fake-large")
+    models = [
+        m
+        async for m in Message.objects.filter(role="assistant")
+        .order_by("id")
+        .values_list("model", flat=True)
+    ]
+    assert models == ["fake-small", "fake-large"]
+    conversation = await reload(conversation)
+    assert conversation.model == "fake-large"
+
+
+async def test_two_tabs_sending_at_once_keep_both_turns(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts += [
+        Script(chunks=["A1 ", "A2"], pause=0.02),
+        Script(chunks=["B1 ", "B2"], pause=0.02),
+    ]
+    await asyncio.gather(
+        run_reply(conversation, content="from tab A"), run_reply(conversation, content="from tab B")
+    )
+    rows = [
+        m
+        async for m in Message.objects.order_by("created_at", "id").values_list(
+            "role", "content", "status"
+        )
+    ]
+    assert len(rows) == 4
+    assert sorted(c for r, c, s in rows if r == "assistant") == ["A1 A2", "B1 B2"]
+    assert all(s == "complete" for _r, _c, s in rows)
