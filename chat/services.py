@@ -345,7 +345,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
     finish: Finish | None = None
     first_token_at: float | None = None
     heartbeat = settings.CHAT_HEARTBEAT_SECONDS
-    checkpoint_every = getattr(settings, "CHAT_CHECKPOINT_SECONDS", 2.0)
+    checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
     last_checkpoint = started
     queue: asyncio.Queue[Any] = asyncio.Queue()
     _ACTIVE_STREAMS[prepared.reply_id] = queue
