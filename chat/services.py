@@ -175,6 +175,48 @@ def _context_history(conversation: Conversation, before: Message) -> list[dict[s
     return [{"role": role, "content": content} for role, content in rows if content.strip()]
 
 
+def estimate_tokens(text: str) -> int:
+    """A cautious token estimate without a tokenizer: about 3 UTF-8 bytes a token
+    (real tokenizers average nearer 4 for English), plus a little per message."""
+    return len(text.encode("utf-8")) // 3 + 4
+
+
+def history_fit(
+    history: list[dict[str, str]],
+    *,
+    context_tokens: int,
+    reserve_tokens: int,
+    system_prompt: str = "",
+) -> tuple[list[dict[str, str]], int]:
+    """The context policy: the system prompt is always kept, then the newest turns that
+    fit in what remains after reserving room for the reply; older turns are left out.
+    The kept history starts with a user turn. Returns (kept, number left out); raises
+    ValidationError when even the newest message alone does not fit."""
+    budget = (
+        context_tokens - reserve_tokens - (estimate_tokens(system_prompt) if system_prompt else 0)
+    )
+    kept: list[dict[str, str]] = []
+    used = 0
+    for message in reversed(history):
+        cost = estimate_tokens(message["content"])
+        if used + cost > budget:
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    if not kept and history:
+        raise ValidationError(
+            _(
+                "The message is too long for this model: about %(needed)d tokens, and the "
+                "model takes %(available)d. Shorten it or pick a model with a larger context."
+            )
+            % {"needed": estimate_tokens(history[-1]["content"]), "available": max(budget, 0)}
+        )
+    while kept and kept[0]["role"] != "user":
+        kept.pop(0)
+    return kept, len(history) - len(kept)
+
+
 def reply_prepare(
     *,
     conversation: Conversation,
@@ -195,7 +237,8 @@ def reply_prepare(
     model = model or conversation.model
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
-    status = get_provider(provider).status()
+    provider_obj = get_provider(provider)
+    status = provider_obj.status()
     if not status.usable:
         raise ValidationError(
             _("%(label)s is not available: %(reason)s.")
@@ -256,7 +299,13 @@ def reply_prepare(
             conv.title = new_title = title_from_text(user_message.content)
             fields.append("title")
         conv.save(update_fields=fields)
-        history = _context_history(conv, user_message)
+        context = provider_obj.context_window(model)
+        history, trimmed = history_fit(
+            _context_history(conv, user_message),
+            context_tokens=context,
+            reserve_tokens=options.max_tokens or min(1024, context // 4),
+            system_prompt=options.system_prompt,
+        )
 
     return PreparedReply(
         conversation_id=conv.pk,
@@ -266,6 +315,7 @@ def reply_prepare(
         model=model,
         options=options,
         history=history,
+        trimmed=trimmed,
         created_conversation_title=new_title,
     )
 
@@ -416,6 +466,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 "provider": prepared.provider,
                 "model": prepared.model,
                 "title": prepared.created_conversation_title,
+                "trimmed": prepared.trimmed,
             },
         )
         while True:

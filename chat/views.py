@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import (
     Http404,
@@ -24,7 +25,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import ratelimit, selectors, services
 from .forms import (
     ConversationSettingsForm,
     NewConversationForm,
@@ -168,16 +169,29 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
     if not form.is_valid():
         return JsonResponse({"error": _error_text(form.errors)}, status=400)
 
-    def prepare() -> services.PreparedReply:
+    def prepare() -> services.PreparedReply | JsonResponse:
         conversation = selectors.conversation_get_for_user(user=user, pk=pk)
+        verdict = ratelimit.hit(
+            "reply",
+            str(user.pk),
+            limit=settings.CHAT_RATE_LIMIT_MESSAGES,
+            window=settings.CHAT_RATE_LIMIT_WINDOW,
+        )
+        if not verdict.allowed:
+            message = _("You are sending messages too fast. Try again in %(seconds)d seconds.") % {
+                "seconds": verdict.retry_after
+            }
+            limited = JsonResponse({"error": message}, status=429)
+            limited["Retry-After"] = str(verdict.retry_after)
+            return limited
         return services.reply_prepare(conversation=conversation, **form.cleaned_data)
 
     try:
         prepared = await sync_to_async(prepare)()
-    except Http404:
-        raise
     except ValidationError as e:
         return JsonResponse({"error": _error_text(e)}, status=400)
+    if isinstance(prepared, JsonResponse):
+        return prepared
     response = StreamingHttpResponse(
         services.reply_stream(prepared=prepared), content_type="text/event-stream"
     )
@@ -215,6 +229,49 @@ async def message_stop(request: HttpRequest, pk: int) -> HttpResponse:
     message = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
     stopped = await services.reply_stop(reply=message)
     return JsonResponse({"stopping": stopped})
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, with a pause after repeated failures for one user name or one
+    address (LOGIN_MAX_FAILURES within LOGIN_LOCKOUT_SECONDS)."""
+
+    redirect_authenticated_user = True
+
+    def _idents(self) -> list[str]:
+        username = (self.request.POST.get("username") or "").strip().lower()[:150]
+        address = self.request.META.get("REMOTE_ADDR", "")
+        return [f"user:{username}", f"addr:{address}"]
+
+    def _limits(self) -> dict[str, int]:
+        return {"limit": settings.LOGIN_MAX_FAILURES, "window": settings.LOGIN_LOCKOUT_SECONDS}
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        for ident in self._idents():
+            verdict = ratelimit.peek("login", ident, **self._limits())
+            if not verdict.allowed:
+                minutes = max(1, round(verdict.retry_after / 60))
+                form = self.get_form()
+                form.errors.clear()
+                form.add_error(
+                    None,
+                    _("Too many failed sign-in attempts. Try again in %(minutes)d minute(s).")
+                    % {"minutes": minutes},
+                )
+                response = self.render_to_response(self.get_context_data(form=form))
+                response.status_code = 429
+                response["Retry-After"] = str(verdict.retry_after)
+                return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        for ident in self._idents():
+            ratelimit.hit("login", ident, **self._limits())
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        window = settings.LOGIN_LOCKOUT_SECONDS
+        ratelimit.clear("login", self._idents()[0], window=window)
+        return super().form_valid(form)
 
 
 def signup(request: HttpRequest) -> HttpResponse:

@@ -384,6 +384,7 @@ class BaseProvider:
     required_packages: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
     default_models: ClassVar[tuple[str, ...]] = ()
+    context_tokens: ClassVar[int] = 128_000
 
     def __init__(
         self,
@@ -443,6 +444,11 @@ class BaseProvider:
         if self._has_live_models():
             return async_to_sync(self.list_models)()
         return list(self.configured_models or self.default_models)
+
+    def context_window(self, model: str) -> int:
+        """How many tokens ``model`` takes in (prompt and reply). The app trims history
+        to fit; override where it differs by model or configuration."""
+        return self.context_tokens
 
     def validate_config(self) -> bool:
         """True when the provider has what it needs to make a request (key, packages)."""

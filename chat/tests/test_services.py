@@ -322,3 +322,73 @@ async def test_two_tabs_sending_at_once_keep_both_turns(
     assert len(rows) == 4
     assert sorted(c for r, c, s in rows if r == "assistant") == ["A1 A2", "B1 B2"]
     assert all(s == "complete" for _r, _c, s in rows)
+
+
+# --- context policy ---------------------------------------------------------------------
+
+
+def turns(*contents: str) -> list[dict[str, str]]:
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": c}
+        for i, c in enumerate(contents)
+    ]
+
+
+def test_history_fit_keeps_everything_that_fits() -> None:
+    history = turns("a", "b", "c")
+    assert services.history_fit(history, context_tokens=1000, reserve_tokens=100) == (history, 0)
+
+
+def test_history_fit_drops_the_oldest_turns_first() -> None:
+    history = turns("x" * 300, "y" * 300, "z" * 300)  # about 104 tokens each
+    kept, dropped = services.history_fit(history, context_tokens=400, reserve_tokens=100)
+    assert kept == history[2:]
+    assert dropped == 2
+
+
+def test_history_fit_starts_with_a_user_turn() -> None:
+    history = turns("x" * 300, "y" * 30, "z" * 30)
+    kept, _ = services.history_fit(history, context_tokens=150, reserve_tokens=50)
+    assert kept[0]["role"] == "user"
+
+
+def test_history_fit_reserves_room_for_the_system_prompt() -> None:
+    history = turns("x" * 300, "y" * 300, "z" * 300)
+    kept, _ = services.history_fit(
+        history, context_tokens=500, reserve_tokens=100, system_prompt="s" * 600
+    )
+    assert kept == history[2:]
+
+
+def test_history_fit_rejects_a_message_larger_than_the_context() -> None:
+    with pytest.raises(ValidationError, match="too long for this model"):
+        services.history_fit(turns("x" * 3000), context_tokens=500, reserve_tokens=100)
+
+
+async def test_long_history_is_trimmed_and_the_user_is_told(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.context_tokens = 600
+    try:
+        for i in range(4):
+            fake_provider.scripts.append(Script(chunks=["r" * 300]))
+            events = await run_reply(conversation, content=f"q{i} " + "x" * 300)
+    finally:
+        del fake_provider.context_tokens
+    assert events[0][1]["trimmed"] > 0
+    sent = fake_provider.calls[-1]["messages"]
+    assert sent[-1]["content"].startswith("q3 ")
+    assert sent[0]["role"] == "user"
+    assert len(sent) < 7
+
+
+def test_message_too_long_for_the_context_saves_nothing(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.context_tokens = 200
+    try:
+        with pytest.raises(ValidationError, match="too long for this model"):
+            services.reply_prepare(conversation=conversation, action="send", content="x" * 3000)
+    finally:
+        del fake_provider.context_tokens
+    assert not Message.objects.exists()
