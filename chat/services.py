@@ -15,16 +15,16 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,6 +44,8 @@ from .providers import (
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # --- Conversations ----------------------------------------------------------------------
 
@@ -320,6 +322,20 @@ def reply_prepare(
     )
 
 
+def db_step(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run one short piece of database work in a worker thread and give the connection
+    back at once (to psycopg's pool, or closed for SQLite), so no connection is held
+    while a stream waits on its upstream."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
 def sse_event(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -364,7 +380,6 @@ def _save_outcome(
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
 ) -> str:
-    close_old_connections()
     html = render_markdown(text) if text else ""
     fields: dict[str, Any] = {
         "content": text,
@@ -382,7 +397,6 @@ def _save_outcome(
 
 
 def _save_checkpoint(reply_id: int, text: str) -> None:
-    close_old_connections()
     Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=text)
 
 
@@ -429,7 +443,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
 
     async def save(status: str, error: str = "") -> str:
         return await asyncio.shield(
-            sync_to_async(_save_outcome, thread_sensitive=False)(
+            db_step(_save_outcome)(
                 prepared.reply_id,
                 text="".join(parts),
                 status=status,
@@ -484,9 +498,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 now = time.monotonic()
                 if now - last_checkpoint >= checkpoint_every:
                     last_checkpoint = now
-                    await sync_to_async(_save_checkpoint, thread_sensitive=False)(
-                        prepared.reply_id, "".join(parts)
-                    )
+                    await db_step(_save_checkpoint)(prepared.reply_id, "".join(parts))
             elif isinstance(item, Usage):
                 usage = item
             elif isinstance(item, Finish):

@@ -12,6 +12,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import (
     Http404,
     HttpRequest,
@@ -170,6 +171,13 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
         return JsonResponse({"error": _error_text(form.errors)}, status=400)
 
     def prepare() -> services.PreparedReply | JsonResponse:
+        try:
+            return checked_prepare()
+        finally:
+            # Give the connection back before streaming: a reply may take minutes.
+            connection.close()
+
+    def checked_prepare() -> services.PreparedReply | JsonResponse:
         conversation = selectors.conversation_get_for_user(user=user, pk=pk)
         verdict = ratelimit.hit(
             "reply",

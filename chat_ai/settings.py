@@ -114,7 +114,15 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
+    # CONN_MAX_AGE must stay 0 with psycopg's pool: the pool keeps the connections, and
+    # each request (or each short step of a stream) borrows one and gives it back.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+            "max_size": env_int("DB_POOL_MAX_SIZE", 20),
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        }
 else:
     DATABASES = {
         "default": {
