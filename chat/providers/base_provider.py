@@ -19,6 +19,7 @@ streams: its whole answer arrives as one ``TextDelta``. A native provider implem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import enum
 import importlib.util
@@ -472,12 +473,17 @@ class BaseProvider:
         while True:
             sent_text = False
             try:
-                async for event in self._stream_once(normalized, model, options):
-                    if isinstance(event, TextDelta):
-                        if not event.text:
-                            continue
-                        sent_text = True
-                    yield event
+                # aclosing: a consumer that stops early (Stop) closes the provider's
+                # generator, and with it the upstream HTTP response, at once.
+                async with contextlib.aclosing(
+                    self._stream_once(normalized, model, options)
+                ) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            if not event.text:
+                                continue
+                            sent_text = True
+                        yield event
                 return
             except ProviderError as error:
                 if not error.provider:
@@ -580,8 +586,9 @@ class BaseProvider:
             setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
             raise NotConfiguredError(f"no API key: set {setting}", provider=self.label)
         if self._has_native_stream():
-            async for event in self._stream(messages, model, options):
-                yield event
+            async with contextlib.aclosing(self._stream(messages, model, options)) as events:
+                async for event in events:
+                    yield event
             return
         # A guide-style provider: its whole answer is one chunk. Its get_response returns
         # errors as text, which we cannot tell from a reply; exceptions it raises are

@@ -28,3 +28,9 @@ def fake_provider() -> Iterator[type]:
         yield FakeProvider
     finally:
         PROVIDER_REGISTRY.pop("fake", None)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: object) -> None:
+    """Tests create many users; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]

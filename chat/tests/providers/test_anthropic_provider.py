@@ -1,0 +1,450 @@
+"""AnthropicProvider: pure mapping, then the real ``anthropic`` SDK against a loopback fake
+of the Messages API (chat/tests/fakes/anthropic_fake.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chat.providers.anthropic_provider import (
+    DEFAULT_MAX_TOKENS,
+    OPENING_USER_TURN,
+    AnthropicProvider,
+    _build_request,
+    _finish_reason,
+    _map_messages,
+)
+from chat.providers.base_provider import (
+    AuthenticationError,
+    BadRequestError,
+    ChatOptions,
+    Finish,
+    ModelNotFoundError,
+    NotConfiguredError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RetryPolicy,
+    TextDelta,
+    UnavailableError,
+    Usage,
+)
+from chat.tests.fakes import anthropic_fake as fake
+from chat.tests.fakes.server import FakeUpstream, Pause, StreamResponse
+
+KEY = "sk-ant-test-SECRET0123456789"
+MODEL = "claude-sonnet-5-5"
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+def make_provider(
+    upstream: FakeUpstream, *, timeout: float = 2.0, retries: int = 2
+) -> AnthropicProvider:
+    provider = AnthropicProvider(api_key=KEY, base_url=upstream.url, timeout=timeout)
+    provider.retry_policy = RetryPolicy(max_retries=retries, base_delay=0.01)
+    return provider
+
+
+async def collect(provider: AnthropicProvider, messages=HELLO, options=None) -> list:
+    return [event async for event in provider.stream(messages, MODEL, options)]
+
+
+def text_of(events: list) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+# --- Pure mapping -----------------------------------------------------------------------
+
+
+def test_map_messages_moves_system_messages_out_of_the_turns():
+    system, turns = _map_messages(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    )
+    assert system == "Be brief."
+    assert turns == [{"role": "user", "content": "Hi"}]
+
+
+def test_map_messages_puts_the_options_system_prompt_first():
+    system, _ = _map_messages(
+        [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hi"}],
+        "You are a helpful assistant.",
+    )
+    assert system == "You are a helpful assistant.\n\nAnswer in French."
+
+
+def test_map_messages_merges_consecutive_turns_of_one_role():
+    _, turns = _map_messages(
+        [
+            {"role": "user", "content": "First"},
+            {"role": "user", "content": "Second"},
+            {"role": "assistant", "content": "Reply"},
+            {"role": "user", "content": "Third"},
+        ]
+    )
+    assert turns == [
+        {"role": "user", "content": "First\n\nSecond"},
+        {"role": "assistant", "content": "Reply"},
+        {"role": "user", "content": "Third"},
+    ]
+
+
+def test_map_messages_keeps_a_leading_assistant_turn_after_a_stand_in_user_turn():
+    _, turns = _map_messages(
+        [{"role": "assistant", "content": "What's your name?"}, {"role": "user", "content": "Bob"}]
+    )
+    assert turns == [
+        {"role": "user", "content": OPENING_USER_TURN},
+        {"role": "assistant", "content": "What's your name?"},
+        {"role": "user", "content": "Bob"},
+    ]
+
+
+def test_map_messages_drops_blank_turns_and_merges_around_them():
+    _, turns = _map_messages(
+        [
+            {"role": "user", "content": "One"},
+            {"role": "assistant", "content": "  "},
+            {"role": "user", "content": "Two"},
+        ]
+    )
+    assert turns == [{"role": "user", "content": "One\n\nTwo"}]
+
+
+def test_build_request_defaults_max_tokens_when_not_given():
+    request = _build_request(HELLO, MODEL, ChatOptions())
+    assert request["max_tokens"] == DEFAULT_MAX_TOKENS
+
+
+def test_build_request_uses_the_chosen_max_tokens():
+    request = _build_request(HELLO, MODEL, ChatOptions(max_tokens=100))
+    assert request["max_tokens"] == 100
+
+
+def test_build_request_leaves_temperature_out_as_the_api_rejects_it():
+    request = _build_request(HELLO, MODEL, ChatOptions(temperature=0.2))
+    assert "temperature" not in request
+
+
+def test_build_request_has_no_system_field_without_a_system_prompt():
+    request = _build_request(HELLO, MODEL, ChatOptions())
+    assert "system" not in request
+
+
+def test_build_request_rejects_a_conversation_of_blank_turns():
+    with pytest.raises(BadRequestError):
+        _build_request([{"role": "user", "content": " "}], MODEL, ChatOptions())
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "pause_turn"),
+    ],
+)
+def test_finish_reason_is_normalised(stop_reason, finish):
+    assert _finish_reason(stop_reason) == finish
+
+
+def test_module_imports_without_the_sdk_installed():
+    # In a fresh interpreter where "anthropic" (and its httpx2) cannot be imported; the
+    # package's __init__ is skipped so that only this module is judged.
+    code = """
+import sys, types
+sys.modules["anthropic"] = None
+sys.modules["httpx2"] = None
+package = types.ModuleType("chat.providers")
+package.__path__ = ["chat/providers"]
+sys.modules["chat.providers"] = package
+from chat.providers.anthropic_provider import AnthropicProvider
+assert AnthropicProvider.missing_packages() == ["anthropic"]
+"""
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr.decode()
+
+
+# --- Streaming through the SDK ----------------------------------------------------------
+
+
+async def test_stream_yields_the_text_then_usage_then_finish(upstream):
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        fake.stream_response(["Hel", "lo", " there"], input_tokens=21, output_tokens=3),
+    )
+    events = await collect(make_provider(upstream))
+    assert events == [
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        TextDelta(" there"),
+        Usage(input_tokens=21, output_tokens=3),
+        Finish("stop"),
+    ]
+
+
+async def test_stream_leaves_thinking_out_of_the_reply(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response(["Four."], thinking="2 + 2 is 4"))
+    events = await collect(make_provider(upstream))
+    assert text_of(events) == "Four."
+
+
+async def test_stream_finishes_with_length_when_max_tokens_is_reached(upstream):
+    upstream.add(
+        "POST", fake.MESSAGES_PATH, fake.stream_response(["Cut"], stop_reason="max_tokens")
+    )
+    events = await collect(make_provider(upstream))
+    assert events[-1] == Finish("length")
+
+
+def test_get_response_returns_the_whole_text(upstream):
+    fake.install(upstream, reply="Hello there, friend.")
+    provider = make_provider(upstream)
+    assert provider.get_response(HELLO, MODEL) == "Hello there, friend."
+
+
+def test_get_response_returns_a_readable_error_string_on_failure(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.error_response(401))
+    provider = make_provider(upstream)
+    assert provider.get_response(HELLO, MODEL) == "Error: Anthropic: invalid API key"
+
+
+# --- The request on the wire ------------------------------------------------------------
+
+
+async def test_request_streams_from_v1_messages(upstream):
+    fake.install(upstream)
+    await collect(make_provider(upstream))
+    request = upstream.requests[0]
+    assert (request.method, request.route_path) == ("POST", "/v1/messages")
+    assert request.json()["stream"] is True
+
+
+async def test_request_sends_the_key_as_a_bearer_token(upstream):
+    # SDK 2.x authenticates with "Authorization: Bearer", no longer with x-api-key.
+    fake.install(upstream)
+    await collect(make_provider(upstream))
+    assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_request_sends_an_anthropic_version_header(upstream):
+    fake.install(upstream)
+    await collect(make_provider(upstream))
+    assert upstream.requests[0].headers.get("anthropic-version")
+
+
+async def test_request_carries_system_and_messages_separately(upstream):
+    fake.install(upstream)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+    ]
+    await collect(make_provider(upstream), messages)
+    body = upstream.requests[0].json()
+    assert body["system"] == "Be brief."
+    assert body["messages"] == messages[1:]
+
+
+async def test_request_asks_for_the_chosen_model(upstream):
+    fake.install(upstream)
+    await collect(make_provider(upstream))
+    assert upstream.requests[0].json()["model"] == MODEL
+
+
+# --- Models -----------------------------------------------------------------------------
+
+
+async def test_fetch_models_lists_live_ids_without_retired_ones(upstream):
+    upstream.add(
+        "GET",
+        fake.MODELS_PATH,
+        fake.models_response(["claude-opus-5-5", "claude-haiku-5-5"], retired=["claude-2"]),
+    )
+    assert await make_provider(upstream).fetch_models() == ["claude-opus-5-5", "claude-haiku-5-5"]
+
+
+async def test_list_models_falls_back_to_the_defaults_when_the_api_fails(upstream, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    upstream.set_default("GET", fake.MODELS_PATH, fake.error_response(500))
+    models = await make_provider(upstream).list_models()
+    assert models == list(AnthropicProvider.default_models)
+
+
+# --- Errors -----------------------------------------------------------------------------
+
+
+async def test_invalid_key_raises_authentication_error_with_a_plain_message(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.error_response(401))
+    with pytest.raises(AuthenticationError) as caught:
+        await collect(make_provider(upstream))
+    assert str(caught.value) == "Anthropic: invalid API key"
+
+
+async def test_error_messages_never_contain_the_api_key(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.error_response(400, f"bad key {KEY} here"))
+    with pytest.raises(BadRequestError) as caught:
+        await collect(make_provider(upstream))
+    assert "SECRET0123456789" not in str(caught.value)
+
+
+async def test_unknown_model_raises_model_not_found(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.model_not_found(MODEL))
+    with pytest.raises(ModelNotFoundError):
+        await collect(make_provider(upstream))
+
+
+async def test_rate_limit_with_retry_after_is_retried_then_answers(upstream):
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        fake.error_response(429, headers={"retry-after": "0"}),
+        fake.stream_response(["Done"]),
+    )
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), len(upstream.requests)) == ("Done", 2)
+
+
+async def test_persistent_rate_limit_raises_rate_limited_with_retry_after(upstream):
+    upstream.set_default(
+        "POST", fake.MESSAGES_PATH, fake.error_response(429, headers={"retry-after-ms": "10"})
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        await collect(make_provider(upstream, retries=1))
+    assert caught.value.retry_after == pytest.approx(0.01)
+
+
+async def test_long_retry_after_is_reported_without_waiting(upstream):
+    upstream.set_default(
+        "POST", fake.MESSAGES_PATH, fake.error_response(429, headers={"retry-after": "120"})
+    )
+    with pytest.raises(RateLimitedError):
+        await collect(make_provider(upstream))
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 529])
+async def test_server_error_or_overload_raises_unavailable(upstream, status):
+    upstream.set_default("POST", fake.MESSAGES_PATH, fake.error_response(status))
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, retries=0))
+
+
+async def test_sdk_does_not_retry_on_its_own(upstream):
+    upstream.set_default("POST", fake.MESSAGES_PATH, fake.error_response(529))
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, retries=0))
+    assert len(upstream.requests) == 1
+
+
+async def test_error_event_mid_stream_raises_unavailable(upstream):
+    events = fake.stream_events(["Partial"])
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        StreamResponse([*events[:4], fake.error_event("overloaded_error")]),
+    )
+    received = []
+    with pytest.raises(UnavailableError):
+        async for event in make_provider(upstream).stream(HELLO, MODEL):
+            received.append(event)
+    assert (text_of(received), len(upstream.requests)) == ("Partial", 1)
+
+
+async def test_error_event_before_any_text_is_retried(upstream):
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        StreamResponse([fake.stream_events()[0], fake.error_event("overloaded_error")]),
+        fake.stream_response(["Recovered"]),
+    )
+    events = await collect(make_provider(upstream))
+    assert text_of(events) == "Recovered"
+
+
+async def test_stream_broken_after_text_raises_unavailable_without_retry(upstream):
+    upstream.set_default("POST", fake.MESSAGES_PATH, fake.broken_stream(["Hello", " wor"]))
+    received = []
+    with pytest.raises(UnavailableError):
+        async for event in make_provider(upstream).stream(HELLO, MODEL):
+            received.append(event)
+    assert (text_of(received), len(upstream.requests)) == ("Hello wor", 1)
+
+
+async def test_stream_ending_without_message_stop_raises_unavailable(upstream):
+    events = fake.stream_events(["Hello"])
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse(events[:-2]))
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, retries=0))
+
+
+async def test_malformed_event_raises_unavailable(upstream):
+    start = fake.stream_events()[0]
+    garbage = b"event: content_block_delta\ndata: {not json\n\n"
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse([start, garbage]))
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, retries=0))
+
+
+async def test_slow_upstream_raises_timeout(upstream):
+    upstream.set_default("POST", fake.MESSAGES_PATH, fake.stream_response(["Late"], delay=2.0))
+    with pytest.raises(ProviderTimeoutError):
+        await collect(make_provider(upstream, timeout=0.3, retries=0))
+
+
+async def test_stream_stalling_midway_raises_timeout(upstream):
+    events = fake.stream_events(["Hello", " world"])
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse([*events[:4], Pause(2.0), *events[4:]]))
+    with pytest.raises(ProviderTimeoutError):
+        await collect(make_provider(upstream, timeout=0.3))
+
+
+async def test_missing_api_key_raises_not_configured_without_a_request(upstream):
+    provider = AnthropicProvider(api_key="", base_url=upstream.url)
+    with pytest.raises(NotConfiguredError):
+        await collect(provider)
+    assert upstream.requests == []
+
+
+def slow_stream() -> StreamResponse:
+    events = fake.stream_events(["Hello", " and", " more"])
+    return StreamResponse([*events[:4], Pause(5.0), *events[4:]])  # after "Hello"
+
+
+async def test_closing_the_stream_early_closes_the_upstream_response(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, slow_stream())
+    events = make_provider(upstream).stream(HELLO, MODEL)
+    assert await anext(events) == TextDelta("Hello")
+    started = time.monotonic()
+    await events.aclose()  # the user pressed Stop
+    closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
+    assert closed and time.monotonic() - started < 1.0
+
+
+async def test_cancelling_the_consumer_closes_the_upstream_response(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, slow_stream())
+    received: list = []
+
+    async def consume() -> None:
+        async for event in make_provider(upstream).stream(HELLO, MODEL):
+            received.append(event)
+
+    task = asyncio.ensure_future(consume())
+    for _ in range(200):  # until "Hello" arrived; the next read waits on the upstream
+        if received:
+            break
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    task.cancel()  # the browser went away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
+    assert closed and time.monotonic() - started < 1.0

@@ -1,0 +1,427 @@
+"""MistralProvider: pure mapping, then the real ``mistralai`` SDK against a fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chat.providers.base_provider import (
+    AuthenticationError,
+    BadRequestError,
+    ChatOptions,
+    Finish,
+    ModelNotFoundError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    RetryPolicy,
+    StreamEvent,
+    TextDelta,
+    UnavailableError,
+    Usage,
+)
+from chat.providers.mistral_provider import MistralProvider, _build_request, _map_messages
+from chat.tests.fakes import mistral_fake as fake
+from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse
+
+FAKE_KEY = "sk-mistral-test-0123456789abcdef"
+MODEL = "mistral-small-latest"
+HELLO = [{"role": "user", "content": "Hello?"}]
+
+
+def make_provider(
+    upstream: FakeUpstream, *, timeout: float = 2.0, max_retries: int = 2
+) -> MistralProvider:
+    provider = MistralProvider(
+        api_key=FAKE_KEY, base_url=upstream.url, timeout=timeout, max_retries=max_retries
+    )
+    provider.retry_policy = RetryPolicy(max_retries=max_retries, base_delay=0.01)
+    return provider
+
+
+async def collect(
+    provider: MistralProvider, options: ChatOptions | None = None
+) -> list[StreamEvent]:
+    return [event async for event in provider.stream(HELLO, MODEL, options)]
+
+
+def reply_text(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+@pytest.fixture
+def upstream(upstream: FakeUpstream) -> FakeUpstream:
+    return fake.install(upstream)
+
+
+@pytest.fixture
+def locmem_cache(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# --- pure mapping ------------------------------------------------------------------------
+
+
+def test_map_messages_puts_system_prompt_first():
+    messages = [{"role": "user", "content": "Hi"}]
+
+    assert _map_messages(messages, "Be brief.") == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+
+
+def test_map_messages_without_system_prompt_keeps_history_as_is():
+    messages = [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+    ]
+
+    assert _map_messages(messages, "  ") == messages
+
+
+def test_map_messages_drops_assistant_turns_without_text():
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Anyone?"},
+    ]
+
+    assert [m["content"] for m in _map_messages(messages)] == ["Hi", "Anyone?"]
+
+
+def test_build_request_carries_model_temperature_and_max_tokens():
+    request = _build_request(HELLO, MODEL, ChatOptions(temperature=0.3, max_tokens=64))
+
+    assert request == {"model": MODEL, "messages": HELLO, "temperature": 0.3, "max_tokens": 64}
+
+
+def test_build_request_leaves_unset_options_to_the_api():
+    request = _build_request(HELLO, MODEL, ChatOptions())
+
+    assert set(request) == {"model", "messages"}
+
+
+def test_default_models_are_real_api_ids():
+    models = MistralProvider.default_models
+
+    assert "mistral-small-latest" in models
+    assert not {"mistral-7b-instruct", "mistral-8x7b-instruct"} & set(models)
+
+
+def test_module_imports_and_reports_missing_sdk_without_mistralai():
+    code = (
+        "import sys\n"
+        "for name in ('mistralai', 'mistralai.client'): sys.modules[name] = None\n"
+        "from chat.providers.mistral_provider import MistralProvider\n"
+        "print(MistralProvider(api_key='k').status().reason)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=30
+    )
+
+    assert result.stdout.strip() == "Python package missing: mistralai", result.stderr
+
+
+# --- streaming through the SDK -------------------------------------------------------------
+
+
+async def test_stream_yields_text_then_usage_then_finish(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["Hel", "lo"], usage=(12, 3)))
+
+    events = await collect(make_provider(upstream))
+
+    assert events == [TextDelta("Hel"), TextDelta("lo"), Usage(12, 3), Finish("stop")]
+
+
+def test_get_response_returns_the_whole_reply(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["Bonjour", " !"]))
+
+    assert make_provider(upstream).get_response(HELLO, MODEL) == "Bonjour !"
+
+
+async def test_request_goes_to_chat_completions_with_bearer_key(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream())
+
+    await collect(make_provider(upstream))
+
+    request = upstream.requests[0]
+    assert (request.method, request.route_path) == ("POST", "/v1/chat/completions")
+    assert request.headers["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+async def test_request_body_has_model_messages_and_system_prompt(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream())
+
+    await collect(make_provider(upstream), ChatOptions(system_prompt="Answer in French."))
+
+    body = upstream.requests[0].json()
+    assert body["model"] == MODEL
+    assert body["stream"] is True
+    assert body["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "Hello?"},
+    ]
+
+
+async def test_request_body_has_temperature_and_max_tokens(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream())
+
+    await collect(make_provider(upstream), ChatOptions(temperature=0.2, max_tokens=100))
+
+    body = upstream.requests[0].json()
+    assert (body["temperature"], body["max_tokens"]) == (0.2, 100)
+
+
+async def test_base_url_ending_in_v1_still_reaches_chat_completions(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["ok"]))
+    provider = make_provider(upstream)
+    provider.base_url = f"{upstream.url}/v1/"
+
+    assert reply_text(await collect(provider)) == "ok"
+
+
+async def test_model_length_finish_is_reported_as_length(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["cut"], finish_reason="model_length"))
+
+    events = await collect(make_provider(upstream))
+
+    assert events[-1] == Finish("length")
+
+
+async def test_finish_reason_error_raises_unavailable(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["half"], finish_reason="error"))
+
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, max_retries=0))
+
+
+async def test_thinking_chunks_are_not_part_of_the_reply(upstream):
+    thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "Let me see."}]}
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.raw_stream(
+            [
+                fake.sse(fake.chunk([thinking])),
+                fake.sse(fake.chunk([{"type": "text", "text": "42"}], finish_reason="stop")),
+                fake.sse("[DONE]"),
+            ]
+        ),
+    )
+
+    assert reply_text(await collect(make_provider(upstream))) == "42"
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+async def test_list_models_returns_live_chat_model_ids_sorted(upstream, locmem_cache):
+    upstream.add(
+        "GET",
+        fake.MODELS_PATH,
+        fake.models_response(
+            ["mistral-small-latest", "codestral-latest", "mistral-large-latest"],
+            other_ids=["mistral-embed"],
+        ),
+    )
+
+    models = await make_provider(upstream).list_models()
+
+    assert models == ["codestral-latest", "mistral-large-latest", "mistral-small-latest"]
+
+
+async def test_list_models_falls_back_to_defaults_on_500(upstream, locmem_cache):
+    upstream.add("GET", fake.MODELS_PATH, fake.error_response(500, "boom"))
+
+    models = await make_provider(upstream).list_models()
+
+    assert models == list(MistralProvider.default_models)
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+async def test_401_raises_authentication_error_naming_mistral_without_the_key(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.error_response(401))
+
+    with pytest.raises(AuthenticationError) as info:
+        await collect(make_provider(upstream))
+
+    assert str(info.value).startswith("Mistral AI: ")
+    assert FAKE_KEY not in str(info.value)
+
+
+async def test_401_is_not_retried(upstream):
+    upstream.set_default("POST", fake.CHAT_PATH, fake.error_response(401))
+
+    with pytest.raises(AuthenticationError):
+        await collect(make_provider(upstream))
+
+    assert len(upstream.requests) == 1
+
+
+async def test_404_raises_model_not_found(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.error_response(404, "Model not found"))
+
+    with pytest.raises(ModelNotFoundError):
+        await collect(make_provider(upstream))
+
+
+async def test_invalid_model_400_raises_model_not_found(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.invalid_model_response("mistral-7b-instruct"))
+
+    with pytest.raises(ModelNotFoundError, match="Invalid model: mistral-7b-instruct"):
+        await collect(make_provider(upstream))
+
+
+async def test_422_raises_bad_request_with_the_validation_message(upstream):
+    detail = [{"loc": ["body", "temperature"], "msg": "Input should be <= 1.5", "type": "x"}]
+    upstream.add("POST", fake.CHAT_PATH, JsonResponse({"detail": detail}, status=422))
+
+    with pytest.raises(BadRequestError, match=re.escape("Input should be <= 1.5")):
+        await collect(make_provider(upstream))
+
+
+async def test_html_error_page_gives_a_readable_message(upstream):
+    page = JsonResponse(raw=b"<html><body>Bad gateway</body></html>", status=502)
+    page.content_type = "text/html"
+    upstream.add("POST", fake.CHAT_PATH, page)
+
+    with pytest.raises(UnavailableError) as info:
+        await collect(make_provider(upstream, max_retries=0))
+
+    assert "<html>" not in str(info.value)
+
+
+async def test_429_with_retry_after_is_retried_then_succeeds(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.error_response(429, "Rate limit exceeded", headers={"Retry-After": "0"}),
+        fake.chat_stream(["after wait"]),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert reply_text(events) == "after wait"
+    assert len(upstream.requests) == 2
+
+
+async def test_persistent_429_raises_rate_limited_with_retry_after(upstream):
+    limited = fake.error_response(429, "Rate limit exceeded", headers={"Retry-After": "0.05"})
+    upstream.set_default("POST", fake.CHAT_PATH, limited)
+
+    with pytest.raises(RateLimitedError) as info:
+        await collect(make_provider(upstream, max_retries=1))
+
+    assert info.value.retry_after == pytest.approx(0.05)
+    assert len(upstream.requests) == 2
+
+
+async def test_500_raises_unavailable(upstream):
+    upstream.set_default("POST", fake.CHAT_PATH, fake.error_response(500, "Internal error"))
+
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream))
+
+
+async def test_sdk_does_not_retry_on_its_own(upstream):
+    upstream.set_default("POST", fake.CHAT_PATH, fake.error_response(503, "Overloaded"))
+
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, max_retries=0))
+
+    assert len(upstream.requests) == 1
+
+
+async def test_stream_broken_halfway_raises_unavailable_without_retry(upstream):
+    upstream.set_default("POST", fake.CHAT_PATH, fake.broken_stream(["Hello"]))
+    received: list[StreamEvent] = []
+
+    with pytest.raises(UnavailableError):
+        async for event in make_provider(upstream).stream(HELLO, MODEL):
+            received.append(event)
+
+    assert received == [TextDelta("Hello")]
+    assert len(upstream.requests) == 1
+
+
+async def test_reply_losing_only_its_done_marker_still_completes(upstream):
+    events = fake.chat_events(["All there."], usage=(4, 2), done=False)
+    upstream.add("POST", fake.CHAT_PATH, fake.raw_stream([*events, Break()]))
+
+    events = await collect(make_provider(upstream))
+
+    assert events == [TextDelta("All there."), Usage(4, 2), Finish("stop")]
+
+
+async def test_malformed_chunk_raises_unavailable(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.raw_stream(["data: {not json\n\n"]))
+
+    with pytest.raises(UnavailableError):
+        await collect(make_provider(upstream, max_retries=0))
+
+
+async def test_slow_upstream_raises_timeout(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(delay=1.0))
+
+    with pytest.raises(ProviderTimeoutError):
+        await collect(make_provider(upstream, timeout=0.3, max_retries=0))
+
+
+async def test_unreachable_upstream_raises_unavailable(upstream):
+    provider = make_provider(upstream, max_retries=0)
+    upstream.stop()  # nothing listens on the port any more
+
+    with pytest.raises(UnavailableError):
+        await collect(provider)
+
+
+# --- stop --------------------------------------------------------------------------------
+
+
+def _long_reply() -> StreamResponse:
+    """A reply of five seconds: "first" at once, then a word every 50 ms."""
+    items: list[bytes | Pause] = [fake.sse(fake.chunk("first"))]
+    items += [Pause(0.05), fake.sse(fake.chunk(" more"))] * 100
+    return fake.raw_stream(items)
+
+
+async def test_closing_the_stream_early_closes_the_upstream_response(upstream):
+    upstream.add("POST", fake.CHAT_PATH, _long_reply())
+    events = make_provider(upstream).stream(HELLO, MODEL)
+
+    assert await anext(events) == TextDelta("first")
+    await events.aclose()
+
+    closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
+    assert closed
+
+
+async def test_cancelling_the_consumer_closes_the_upstream_response(upstream):
+    upstream.add("POST", fake.CHAT_PATH, _long_reply())
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _event in make_provider(upstream).stream(HELLO, MODEL):
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 2)
+    task.cancel()
+
+    closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
+    assert closed
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
