@@ -569,7 +569,15 @@ class BaseProvider:
 
     @classmethod
     def missing_packages(cls) -> list[str]:
-        return [p for p in cls.required_packages if importlib.util.find_spec(p) is None]
+        missing = []
+        for package in cls.required_packages:
+            try:
+                found = importlib.util.find_spec(package) is not None
+            except ImportError:  # a dotted name whose parent package is absent
+                found = False
+            if not found:
+                missing.append(package)
+        return missing
 
     # -- internals -----------------------------------------------------------------------
 
