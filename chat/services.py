@@ -62,8 +62,7 @@ def conversation_create(
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider."))
     if not model:
-        default_models = get_provider(provider).default_models
-        model = default_models[0] if default_models else ""
+        model = get_provider(provider).default_model()
     return Conversation.objects.create(
         owner=owner, provider=provider, model=model, title=title.strip()[:200]
     )

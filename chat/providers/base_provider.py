@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import email.utils
 import enum
+import functools
 import importlib.util
 import logging
 import random
@@ -409,6 +410,28 @@ class BaseProvider:
         elif not type(self).label:
             self.label = type(self).__name__.removesuffix("Provider") or self.name
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``get_response`` keeps the guide's contract for callers (a
+        ProviderError it raises comes back as a readable string), while the app's
+        streaming path calls the original and sees the error as an error."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_response")
+        if own is None or getattr(own, "_returns_errors_as_text", False):
+            return
+
+        @functools.wraps(own)
+        def get_response(self: BaseProvider, *args: Any, **kw: Any) -> str:
+            try:
+                return own(self, *args, **kw)
+            except ProviderError as e:
+                if not e.provider:
+                    e.provider = self.label
+                return f"Error: {e.user_message}"
+
+        get_response._returns_errors_as_text = True  # type: ignore[attr-defined]
+        cls._raw_get_response = own  # type: ignore[attr-defined]
+        cls.get_response = get_response  # type: ignore[method-assign]
+
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} name={self.name!r} base_url={self.base_url!r}>"
 
@@ -445,6 +468,11 @@ class BaseProvider:
         if self._has_live_models():
             return async_to_sync(self.list_models)()
         return list(self.configured_models or self.default_models)
+
+    def default_model(self) -> str:
+        """The model a new conversation starts with (no network call)."""
+        models = self.configured_models or self.default_models
+        return models[0] if models else ""
 
     def context_window(self, model: str) -> int:
         """How many tokens ``model`` takes in (prompt and reply). The app trims history
@@ -608,9 +636,9 @@ class BaseProvider:
             kwargs["max_tokens"] = options.max_tokens
         call_messages = with_system_prompt(messages, options.system_prompt)
         try:
-            text = await sync_to_async(self.get_response, thread_sensitive=False)(
-                call_messages, model, **kwargs
-            )
+            raw = getattr(type(self), "_raw_get_response", None)
+            call = functools.partial(raw, self) if raw else self.get_response
+            text = await sync_to_async(call, thread_sensitive=False)(call_messages, model, **kwargs)
         except ProviderError:
             raise
         except Exception as e:

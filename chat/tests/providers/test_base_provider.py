@@ -316,3 +316,19 @@ def test_status_explains_a_missing_package() -> None:
 
 def test_repr_never_shows_the_key() -> None:
     assert "sk-secret" not in repr(GuideStyle("sk-secret-value"))
+
+
+class RaisesKinds(GuideStyle):
+    """A guide-style provider that raises ProviderError subclasses."""
+
+    def get_response(self, messages: Any, model: str, **kwargs: Any) -> str:
+        raise AuthenticationError()
+
+
+def test_guide_style_get_response_turns_provider_errors_into_text() -> None:
+    assert RaisesKinds("k").get_response(HELLO, "guide-1") == "Error: RaisesKinds: invalid API key"
+
+
+async def test_guide_style_stream_sees_provider_errors_as_errors() -> None:
+    with pytest.raises(AuthenticationError):
+        _ = [e async for e in RaisesKinds("k").stream(HELLO, "guide-1")]
