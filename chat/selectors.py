@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from .models import Conversation, Message
@@ -18,13 +20,30 @@ def conversation_list_for_user(
     )
     query = query.strip()
     if query:
-        matching_messages = Message.objects.filter(
-            conversation__owner=user, content__icontains=query
-        ).values("conversation_id")
+        matching_messages = message_search_for_user(user=user, query=query).values(
+            "conversation_id"
+        )
         conversations = conversations.filter(
             Q(title__icontains=query) | Q(id__in=matching_messages)
         )
     return conversations.order_by("-updated_at", "-id")
+
+
+def message_search_for_user(*, user: AbstractBaseUser, query: str) -> QuerySet[Message]:
+    """The user's messages whose text contains ``query`` (case-insensitive substring).
+
+    On SQLite a query of 3+ characters goes through the FTS5 trigram index (migration
+    0002); on PostgreSQL icontains uses the pg_trgm index on UPPER(content). Shorter
+    queries scan the user's messages."""
+    messages = Message.objects.filter(conversation__owner=user)
+    if connection.vendor == "sqlite" and len(query) >= 3:
+        phrase = '"' + query.replace('"', '""') + '"'
+        return messages.filter(
+            id__in=RawSQL(
+                "SELECT rowid FROM chat_message_fts WHERE chat_message_fts MATCH %s", [phrase]
+            )
+        )
+    return messages.filter(content__icontains=query)
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, pk: int) -> Conversation:
