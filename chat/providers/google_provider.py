@@ -94,6 +94,17 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
     return {"model": model, "contents": contents, "config": config}
 
 
+# Models that answer generateContent but not with chat text: speech, images, video,
+# embeddings, attributed QA and robotics.
+_NON_CHAT_MARKERS = ("-tts", "image", "imagen", "veo", "embedding", "aqa", "robotics", "audio")
+
+
+def is_text_chat_model(name: str) -> bool:
+    """Whether a Gemini model id belongs in a text chat's model menu."""
+    model_id = name.removeprefix("models/").lower()
+    return not any(marker in model_id for marker in _NON_CHAT_MARKERS)
+
+
 def _finish_reason(reason: Any) -> str:
     """Gemini's finishReason in the project's words."""
     name = str(getattr(reason, "value", reason) or "").upper()
@@ -219,7 +230,9 @@ class GoogleProvider(BaseProvider):
             return [
                 model.name.removeprefix("models/")
                 async for model in pager
-                if model.name and "generateContent" in (model.supported_actions or ())
+                if model.name
+                and "generateContent" in (model.supported_actions or ())
+                and is_text_chat_model(model.name)
             ]
         except Exception as e:
             raise self._map_error(e) from e

@@ -513,3 +513,21 @@ async def test_cancelling_the_stream_closes_the_upstream_response(provider, upst
         await task
     closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
     assert closed
+
+
+@pytest.mark.parametrize(
+    ("model_id", "chat"),
+    [
+        ("gemini-2.5-flash", True),
+        ("models/gemini-3.1-pro-preview", True),
+        ("gemini-2.5-flash-preview-tts", False),
+        ("gemini-2.5-flash-image", False),
+        ("imagen-4.0-generate-001", False),
+        ("gemini-embedding-001", False),
+        ("gemini-2.5-flash-native-audio-preview", False),
+    ],
+)
+def test_model_menu_keeps_only_text_chat_models(model_id: str, chat: bool) -> None:
+    from chat.providers.google_provider import is_text_chat_model
+
+    assert is_text_chat_model(model_id) is chat
