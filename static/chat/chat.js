@@ -1,0 +1,722 @@
+// The chat page: send a message, stream the reply (Server-Sent Events read by hand from a
+// fetch() body), Stop, Regenerate, Edit, Copy, the sidebar and the dialogs.
+// A small vanilla module, no build step. Model text is only ever inserted as text; the
+// only HTML put into the page is the server's sanitized rendering of a finished reply.
+
+const app = document.getElementById("app");
+
+// --- Helpers -----------------------------------------------------------------------------
+
+const i18n = document.getElementById("chat-i18n")?.dataset ?? {};
+
+function format(template, values) {
+  return template.replace(/\{(\w+)\}/g, (whole, key) => (key in values ? String(values[key]) : whole));
+}
+
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  if (match) return decodeURIComponent(match[1]);
+  return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
+}
+
+function urlFor(pattern, id) {
+  // Patterns come from {% url 'name' 0 %}: swap the 0 segment for the id.
+  return pattern.replace("/0/", `/${id}/`);
+}
+
+function postForm(url, fields, signal) {
+  return fetch(url, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+      "X-CSRFToken": csrfToken(),
+      "X-Requested-With": "fetch",
+    },
+    body: new URLSearchParams(fields),
+    credentials: "same-origin",
+    signal,
+  });
+}
+
+async function errorText(response) {
+  try {
+    const data = await response.json();
+    if (data && typeof data.error === "string" && data.error) return data.error;
+  } catch {
+    // not JSON: fall through
+  }
+  return `${response.status} ${response.statusText}`.trim();
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Server-Sent Events from a fetch() response body: yields {event, data}.
+async function* readEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) !== -1) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (!line || line.startsWith(":")) continue; // heartbeat / comment
+          const colon = line.indexOf(":");
+          const field = colon === -1 ? line : line.slice(0, colon);
+          let value = colon === -1 ? "" : line.slice(colon + 1);
+          if (value.startsWith(" ")) value = value.slice(1);
+          if (field === "event") event = value;
+          else if (field === "data") data.push(value);
+        }
+        if (!data.length) continue;
+        let parsed;
+        try {
+          parsed = JSON.parse(data.join("\n"));
+        } catch {
+          continue;
+        }
+        yield { event, data: parsed };
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+// --- Page-wide bits (every page) ---------------------------------------------------------
+
+function initFlash() {
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-dismiss]");
+    if (button) button.closest("li")?.remove();
+  });
+}
+
+initFlash();
+
+// --- The chat page -----------------------------------------------------------------------
+
+if (app) initChat();
+
+function initChat() {
+  const thread = document.getElementById("thread");
+  const threadInner = document.getElementById("thread-inner");
+  const composer = document.getElementById("composer");
+  const input = document.getElementById("message-input");
+  const select = document.getElementById("model-select");
+  const sendButton = document.getElementById("send-button");
+  const stopButton = document.getElementById("stop-button");
+  const composerError = document.getElementById("composer-error");
+  const titleEl = document.getElementById("conversation-title");
+  const conversationList = document.getElementById("conversation-list");
+  const urls = app.dataset;
+
+  const providerLabels = {};
+  for (const group of select.querySelectorAll("optgroup[data-provider]")) {
+    providerLabels[group.dataset.provider] = group.dataset.label;
+  }
+
+  const state = {
+    conversationId: urls.conversationId || "",
+    replyUrl: urls.replyUrl || "",
+    busy: false, // a reply is being written (streamed here or polled)
+    controller: null, // AbortController of the streaming fetch
+    replyId: null, // the reply being written
+    stopTimer: null,
+    stopRequested: false,
+  };
+
+  // -- Rendering --------------------------------------------------------------------------
+
+  function modelLabel(provider, model) {
+    const label = providerLabels[provider];
+    return label ? `${label} · ${model}` : model;
+  }
+
+  function statusLabel(status) {
+    return { streaming: i18n.writing, stopped: i18n.stopped, error: i18n.error }[status] ?? "";
+  }
+
+  function fromTemplate(id) {
+    return document.getElementById(id).content.firstElementChild.cloneNode(true);
+  }
+
+  function removeEmptyState() {
+    document.getElementById("empty-state")?.remove();
+  }
+
+  function nearBottom() {
+    return thread.scrollHeight - thread.scrollTop - thread.clientHeight < 120;
+  }
+
+  function scrollToBottom(force = false) {
+    if (force || nearBottom()) thread.scrollTop = thread.scrollHeight;
+  }
+
+  function addUserMessage(text) {
+    removeEmptyState();
+    const article = fromTemplate("tpl-user-message");
+    article.querySelector("[data-content]").textContent = text;
+    threadInner.append(article);
+    return article;
+  }
+
+  function addReply(provider, model) {
+    removeEmptyState();
+    const article = fromTemplate("tpl-reply");
+    setReplyModel(article, provider, model);
+    setReplyStatus(article, "streaming");
+    threadInner.append(article);
+    return article;
+  }
+
+  function setReplyModel(article, provider, model) {
+    article.dataset.provider = provider;
+    article.dataset.model = model;
+    article.querySelector("[data-model-label]").textContent = modelLabel(provider, model);
+  }
+
+  function setReplyStatus(article, status) {
+    article.dataset.status = status;
+    article.querySelector("[data-status-label]").textContent = statusLabel(status);
+    if (status === "streaming") article.setAttribute("aria-busy", "true");
+    else article.removeAttribute("aria-busy");
+  }
+
+  function streamTextNode(article) {
+    // The text of a reply being written, shown as plain text.
+    const content = article.querySelector("[data-content]");
+    let paragraph = content.querySelector(".stream-text");
+    if (!paragraph) {
+      content.replaceChildren();
+      paragraph = document.createElement("p");
+      paragraph.className = "stream-text";
+      paragraph.append(document.createTextNode(""));
+      content.append(paragraph);
+    }
+    if (!paragraph.firstChild) paragraph.append(document.createTextNode(""));
+    return paragraph.firstChild;
+  }
+
+  function setReplyHtml(article, html) {
+    // `html` is the server's sanitized rendering (markdown.py + nh3): safe as is.
+    article.querySelector("[data-content]").innerHTML = html;
+  }
+
+  function setReplyError(article, message) {
+    const error = article.querySelector("[data-error]");
+    error.textContent = message || "";
+    error.hidden = !message;
+  }
+
+  function setReplyTokens(article, input, output) {
+    const tokens = article.querySelector("[data-tokens]");
+    tokens.textContent =
+      output === null || output === undefined
+        ? ""
+        : format(i18n.tokens, { input: input ?? 0, output });
+  }
+
+  function applyMessage(article, message) {
+    // A reply's saved state (from /m/<id>/) onto its article.
+    if (message.provider) setReplyModel(article, message.provider, message.model);
+    if (message.status === "streaming") {
+      const text = streamTextNode(article);
+      if (text.data !== message.content) text.data = message.content;
+    } else if (message.html) {
+      setReplyHtml(article, message.html);
+    } else if (message.content) {
+      streamTextNode(article).data = message.content;
+    }
+    setReplyStatus(article, message.status);
+    setReplyError(article, message.error);
+    setReplyTokens(article, message.input_tokens, message.output_tokens);
+  }
+
+  function refreshLastActions() {
+    // Regenerate on the last reply, Edit on the last user message, never while busy.
+    for (const button of threadInner.querySelectorAll("[data-action=regenerate], [data-action=edit]")) {
+      button.hidden = true;
+    }
+    if (state.busy) return;
+    const articles = threadInner.querySelectorAll("article.msg");
+    const last = articles[articles.length - 1];
+    if (last?.dataset.role === "assistant") {
+      last.querySelector("[data-action=regenerate]").hidden = false;
+    }
+    const users = threadInner.querySelectorAll("article.msg-user");
+    const lastUser = users[users.length - 1];
+    if (lastUser && !lastUser.querySelector(".edit-form")) {
+      lastUser.querySelector("[data-action=edit]").hidden = false;
+    }
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    stopButton.hidden = !busy;
+    sendButton.hidden = busy;
+    composer.classList.toggle("is-busy", busy);
+    refreshLastActions();
+    if (!busy) stopButton.disabled = false;
+  }
+
+  function showComposerError(message) {
+    composerError.textContent = message;
+    composerError.hidden = !message;
+  }
+
+  function setTitle(title) {
+    if (!title) return;
+    titleEl.textContent = title;
+    document.title = `${title} · ${urls.siteTitle}`;
+  }
+
+  function upsertSidebarEntry(id, title) {
+    // Put the current conversation first in the sidebar (it was just updated).
+    if (!conversationList) return;
+    conversationList.querySelector(".conv-empty")?.remove();
+    let item = conversationList.querySelector(`li[data-conversation-id="${id}"]`);
+    if (!item) {
+      item = fromTemplate("tpl-conversation");
+      item.dataset.conversationId = id;
+      const link = item.querySelector(".conv-link");
+      link.id = `conv-title-${id}`;
+      link.href = urlFor(urls.conversationUrl, id);
+      for (const button of item.querySelectorAll("button[data-action]")) {
+        button.id = `conv-${button.dataset.action}-${id}`;
+        button.setAttribute("aria-labelledby", `${button.id} ${link.id}`);
+      }
+    }
+    const link = item.querySelector(".conv-link");
+    if (title) {
+      link.textContent = title;
+      link.dataset.title = title;
+    } else if (!link.textContent) {
+      link.textContent = i18n.newChat;
+    }
+    for (const other of conversationList.querySelectorAll("li.is-current")) {
+      other.classList.remove("is-current");
+      other.querySelector(".conv-link")?.removeAttribute("aria-current");
+    }
+    item.classList.add("is-current");
+    link.setAttribute("aria-current", "page");
+    conversationList.prepend(item);
+  }
+
+  // -- Streaming a reply ------------------------------------------------------------------
+
+  function selectedModel() {
+    const value = select.value || "";
+    const split = value.indexOf("::");
+    if (split === -1) return null;
+    return { provider: value.slice(0, split), model: value.slice(split + 2) };
+  }
+
+  async function ensureConversation(choice) {
+    if (state.replyUrl) return true;
+    const response = await postForm(urls.newUrl, choice);
+    if (!response.ok) {
+      showComposerError(await errorText(response));
+      return false;
+    }
+    const data = await response.json();
+    state.conversationId = String(data.id);
+    state.replyUrl = data.reply_url;
+    app.dataset.conversationId = state.conversationId;
+    history.replaceState(null, "", data.url);
+    return true;
+  }
+
+  // Ask for a reply. `before` runs once the server accepted the request (2xx) and
+  // returns the reply's article; until then nothing typed is lost.
+  async function requestReply(fields, before) {
+    const choice = selectedModel();
+    if (!choice) {
+      showComposerError(i18n.noModel);
+      return false;
+    }
+    showComposerError("");
+    setBusy(true);
+    state.stopRequested = false;
+    state.replyId = null;
+    const controller = new AbortController();
+    state.controller = controller;
+    let article = null;
+    let finished = false;
+    try {
+      if (!(await ensureConversation(choice))) return false;
+      const response = await postForm(state.replyUrl, { ...fields, ...choice }, controller.signal);
+      if (!response.ok) {
+        showComposerError(await errorText(response));
+        return false;
+      }
+      article = before(choice);
+      scrollToBottom(true);
+      for await (const { event, data } of readEvents(response)) {
+        if (event === "start") {
+          state.replyId = data.message_id;
+          article.dataset.messageId = data.message_id;
+          setReplyModel(article, data.provider, data.model);
+          const userArticle = article.previousElementSibling;
+          if (userArticle?.dataset.role === "user") userArticle.dataset.messageId = data.user_message_id;
+          setTitle(data.title);
+          upsertSidebarEntry(state.conversationId, data.title);
+          if (state.stopRequested) requestStop();
+        } else if (event === "delta") {
+          streamTextNode(article).appendData(data.text);
+          scrollToBottom();
+        } else if (event === "done") {
+          finished = true;
+          if (data.html) setReplyHtml(article, data.html);
+          setReplyModel(article, data.provider, data.model);
+          setReplyStatus(article, data.status);
+          setReplyTokens(article, data.input_tokens, data.output_tokens);
+          scrollToBottom();
+        } else if (event === "error") {
+          finished = true;
+          if (data.partial_html) setReplyHtml(article, data.partial_html);
+          else if (!streamTextNode(article).data) article.querySelector("[data-content]").replaceChildren();
+          setReplyStatus(article, "error");
+          setReplyError(article, data.message);
+          scrollToBottom();
+        }
+      }
+      return true;
+    } catch (error) {
+      if (!article) {
+        // Nothing was accepted: keep the typed text and say why.
+        if (error.name !== "AbortError") showComposerError(i18n.networkError);
+        return false;
+      }
+      return true;
+    } finally {
+      clearTimeout(state.stopTimer);
+      state.controller = null;
+      if (article && !finished) await settleReply(article);
+      state.replyId = null;
+      setBusy(false);
+    }
+  }
+
+  async function settleReply(article) {
+    // The stream ended without "done" (Stop aborted it, or the connection dropped): show
+    // what the server saved, keeping the partial text on screen meanwhile.
+    const id = article.dataset.messageId;
+    if (state.stopRequested) setReplyStatus(article, "stopped");
+    if (!id) {
+      if (!state.stopRequested) setReplyError(article, i18n.streamLost);
+      setReplyStatus(article, state.stopRequested ? "stopped" : "error");
+      return;
+    }
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const response = await fetch(urlFor(urls.messageUrl, id), { credentials: "same-origin" });
+        if (response.ok) {
+          const message = await response.json();
+          if (message.status !== "streaming") {
+            applyMessage(article, message);
+            return;
+          }
+        }
+      } catch {
+        // try again
+      }
+      await sleep(400);
+    }
+    setReplyStatus(article, state.stopRequested ? "stopped" : "error");
+    if (!state.stopRequested) setReplyError(article, i18n.streamLost);
+  }
+
+  function requestStop() {
+    state.stopRequested = true;
+    stopButton.disabled = true;
+    if (state.replyId === null) {
+      // Not started yet: nothing on the server to stop but the request itself.
+      state.controller?.abort();
+      return;
+    }
+    postForm(urlFor(urls.stopUrl, state.replyId), {}).catch(() => {});
+    // The server answers with a "done" (status stopped); if it does not within ~2 s,
+    // hang up: the server then saves the partial reply as stopped.
+    clearTimeout(state.stopTimer);
+    state.stopTimer = setTimeout(() => state.controller?.abort(), 2000);
+  }
+
+  async function send() {
+    if (state.busy) return;
+    const text = input.value.trim();
+    if (!text) {
+      input.focus();
+      return;
+    }
+    await requestReply({ action: "send", content: text }, (choice) => {
+      input.value = "";
+      autosize();
+      addUserMessage(text);
+      return addReply(choice.provider, choice.model);
+    });
+  }
+
+  function regenerate(replyArticle) {
+    if (state.busy) return;
+    requestReply({ action: "regenerate", content: "" }, (choice) => {
+      replyArticle.remove();
+      return addReply(choice.provider, choice.model);
+    });
+  }
+
+  function startEdit(userArticle) {
+    if (state.busy || userArticle.querySelector(".edit-form")) return;
+    const content = userArticle.querySelector("[data-content]");
+    const form = document.createElement("form");
+    form.className = "edit-form";
+    const label = document.createElement("label");
+    label.className = "visually-hidden";
+    label.htmlFor = "edit-input";
+    label.textContent = i18n.editLabel;
+    const textarea = document.createElement("textarea");
+    textarea.id = "edit-input";
+    textarea.value = content.textContent;
+    textarea.rows = Math.min(10, Math.max(2, textarea.value.split("\n").length));
+    const buttons = document.createElement("div");
+    buttons.className = "edit-actions";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "button";
+    cancel.textContent = i18n.cancel;
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.className = "button button-primary";
+    save.textContent = i18n.saveSend;
+    buttons.append(cancel, save);
+    form.append(label, textarea, buttons);
+    userArticle.classList.add("is-editing");
+    content.hidden = true;
+    content.after(form);
+    refreshLastActions();
+    textarea.focus();
+
+    const close = () => {
+      form.remove();
+      content.hidden = false;
+      userArticle.classList.remove("is-editing");
+      refreshLastActions();
+    };
+    cancel.addEventListener("click", close);
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = textarea.value.trim();
+      if (!text || state.busy) return;
+      requestReply({ action: "edit", content: text }, (choice) => {
+        close();
+        content.textContent = text;
+        while (userArticle.nextElementSibling) userArticle.nextElementSibling.remove();
+        return addReply(choice.provider, choice.model);
+      });
+    });
+  }
+
+  // -- Copy -------------------------------------------------------------------------------
+
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // No clipboard API (plain http on another host) or no permission: the old way.
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.append(area);
+      area.select();
+      let ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch {
+        ok = false;
+      }
+      area.remove();
+      return ok;
+    }
+  }
+
+  async function copyMessage(button) {
+    const article = button.closest("article.msg");
+    const content = article.querySelector("[data-content]");
+    const ok = await copyText(content.innerText.trim());
+    button.textContent = ok ? i18n.copied : i18n.copyFailed;
+    setTimeout(() => {
+      button.textContent = i18n.copy;
+    }, 1500);
+  }
+
+  // -- Replies still being written after a reload -----------------------------------------
+
+  const FOLLOW_GIVE_UP_POLLS = 120; // two minutes without new text: the writer is gone
+
+  async function follow(article) {
+    // Poll the reply (written by another tab or a request cut off by the reload) once a
+    // second until it is no longer streaming.
+    const id = article.dataset.messageId;
+    if (!id) return;
+    setBusy(true);
+    state.replyId = Number(id);
+    let lastContent = null;
+    let idlePolls = 0;
+    try {
+      while (idlePolls < FOLLOW_GIVE_UP_POLLS) {
+        await sleep(1000);
+        let message;
+        try {
+          const response = await fetch(urlFor(urls.messageUrl, id), { credentials: "same-origin" });
+          if (!response.ok) {
+            idlePolls++;
+            continue;
+          }
+          message = await response.json();
+        } catch {
+          idlePolls++;
+          continue;
+        }
+        applyMessage(article, message);
+        scrollToBottom();
+        if (message.status !== "streaming") return;
+        idlePolls = message.content === lastContent ? idlePolls + 1 : 0;
+        lastContent = message.content;
+      }
+      setReplyStatus(article, "error");
+      setReplyError(article, i18n.streamLost);
+    } finally {
+      state.replyId = null;
+      setBusy(false);
+    }
+  }
+
+  // -- Composer ---------------------------------------------------------------------------
+
+  const fieldSizing = window.CSS?.supports?.("field-sizing", "content");
+
+  function autosize() {
+    if (fieldSizing) return;
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
+  }
+
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  input.addEventListener("input", () => {
+    autosize();
+    if (!composerError.hidden && input.value) showComposerError("");
+  });
+  stopButton.addEventListener("click", () => {
+    if (state.controller) {
+      requestStop();
+    } else if (state.replyId !== null) {
+      // Following a reply after a reload: ask the server; the poll sees the outcome.
+      stopButton.disabled = true;
+      postForm(urlFor(urls.stopUrl, state.replyId), {}).catch(() => {});
+    }
+  });
+
+  thread.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const article = button.closest("article.msg");
+    const action = button.dataset.action;
+    if (action === "copy") copyMessage(button);
+    else if (action === "regenerate") regenerate(article);
+    else if (action === "edit") startEdit(article);
+  });
+
+  // -- Sidebar and dialogs ----------------------------------------------------------------
+
+  const sidebar = document.getElementById("sidebar");
+  const backdrop = document.querySelector(".sidebar-backdrop");
+  const toggle = document.querySelector("[data-sidebar-toggle]");
+
+  function setSidebar(open) {
+    app.classList.toggle("sidebar-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    backdrop.hidden = !open;
+    if (open) sidebar.querySelector("a, button, input")?.focus();
+    else if (sidebar.contains(document.activeElement)) toggle.focus();
+  }
+
+  toggle.addEventListener("click", () => setSidebar(!app.classList.contains("sidebar-open")));
+  for (const closer of document.querySelectorAll("[data-sidebar-close]")) {
+    closer.addEventListener("click", () => setSidebar(false));
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && app.classList.contains("sidebar-open")) setSidebar(false);
+  });
+
+  const renameDialog = document.getElementById("rename-dialog");
+  const deleteDialog = document.getElementById("delete-dialog");
+
+  conversationList?.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const item = button.closest("li[data-conversation-id]");
+    const id = item.dataset.conversationId;
+    const title = item.querySelector(".conv-link").textContent.trim();
+    if (button.dataset.action === "rename") {
+      renameDialog.querySelector("form").action = urlFor(urls.renameUrl, id);
+      const field = renameDialog.querySelector("input[name=title]");
+      field.value = item.querySelector(".conv-link").dataset.title || "";
+      renameDialog.showModal();
+      field.select();
+    } else if (button.dataset.action === "delete") {
+      deleteDialog.querySelector("form").action = urlFor(urls.deleteUrl, id);
+      deleteDialog.querySelector("[data-dialog-title]").textContent = title;
+      deleteDialog.showModal();
+    }
+  });
+
+  for (const opener of document.querySelectorAll("[data-open-dialog]")) {
+    opener.addEventListener("click", () => document.getElementById(opener.dataset.openDialog)?.showModal());
+  }
+  document.addEventListener("click", (event) => {
+    const closer = event.target.closest("[data-close-dialog]");
+    if (closer) closer.closest("dialog")?.close();
+    // A click on the backdrop (the dialog element itself, outside its form) closes it.
+    if (event.target instanceof HTMLDialogElement && event.target.open) {
+      const box = event.target.getBoundingClientRect();
+      const inside =
+        event.clientX >= box.left && event.clientX <= box.right && event.clientY >= box.top && event.clientY <= box.bottom;
+      if (!inside) event.target.close();
+    }
+  });
+
+  // -- Start ------------------------------------------------------------------------------
+
+  autosize();
+  refreshLastActions();
+  const streaming = threadInner.querySelector("article.msg-reply[data-status=streaming]");
+  if (streaming) follow(streaming);
+  scrollToBottom(true);
+  if (!streaming && window.matchMedia("(min-width: 800px)").matches) input.focus();
+}
