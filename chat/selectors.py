@@ -12,12 +12,25 @@ from .models import Conversation, Message
 
 
 def conversation_list_for_user(
-    *, user: AbstractBaseUser, query: str = ""
+    *, user: AbstractBaseUser, query: str = "", older_than: int | None = None
 ) -> QuerySet[Conversation]:
-    """The user's conversations, newest first; ``query`` matches titles and message text."""
+    """The user's conversations, newest first; ``query`` matches titles and message text;
+    ``older_than`` (a conversation id) continues the list after that conversation
+    (keyset pagination on the (owner, updated_at) index)."""
     conversations = Conversation.objects.filter(owner=user).only(
         "id", "title", "provider", "model", "updated_at"
     )
+    if older_than is not None:
+        anchor = (
+            Conversation.objects.filter(owner=user, pk=older_than)
+            .values_list("updated_at", flat=True)
+            .first()
+        )
+        if anchor is None:
+            raise Http404("No such conversation")
+        conversations = conversations.filter(
+            Q(updated_at__lt=anchor) | Q(updated_at=anchor, id__lt=older_than)
+        )
     query = query.strip()
     if query:
         matching_messages = message_search_for_user(user=user, query=query).values(
@@ -63,3 +76,25 @@ def message_get_for_user(*, user: AbstractBaseUser, pk: int) -> Message:
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.order_by("created_at", "id")
+
+
+def message_page_for_conversation(
+    *, conversation: Conversation, before: int | None = None, limit: int = 50
+) -> tuple[list[Message], int | None]:
+    """The newest ``limit`` messages (older than message ``before`` when given), oldest
+    first, and the id to pass as ``before`` for the page above (None at the top).
+    Keyset pagination on the (conversation, created_at) index: the cost does not grow
+    with the length of the thread."""
+    messages = conversation.messages.all()
+    if before is not None:
+        anchor = (
+            conversation.messages.filter(pk=before).values_list("created_at", flat=True).first()
+        )
+        if anchor is None:
+            raise Http404("No such message")
+        messages = messages.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, id__lt=before))
+    rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
+    has_more = len(rows) > limit
+    page = rows[:limit]
+    page.reverse()
+    return page, (page[0].pk if has_more and page else None)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("c/new/", views.conversation_new, name="conversation_new"),
     path("c/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("c/<int:pk>/messages/", views.conversation_messages, name="messages"),
     path("c/<int:pk>/reply/", views.reply, name="reply"),
     path("c/<int:pk>/rename/", views.conversation_rename, name="rename"),
     path("c/<int:pk>/delete/", views.conversation_delete, name="delete"),

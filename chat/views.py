@@ -3,7 +3,12 @@ service, render or stream. No SDK is imported here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlencode
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -12,7 +17,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import OperationalError, connection
 from django.http import (
     Http404,
     HttpRequest,
@@ -35,8 +40,22 @@ from .forms import (
     SignupForm,
 )
 from .models import Conversation, Message
+from .providers import list_providers
 
 SIDEBAR_LIMIT = 100
+THREAD_PAGE = 50
+
+
+def _optional_id(value: str | None) -> int | None:
+    """A positive id from a query parameter; anything else is a 404, not a crash."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or int(value) <= 0:
+        raise Http404("Invalid id")
+    return int(value)
+
+
+logger = logging.getLogger(__name__)
 
 
 def _error_text(error: ValidationError | Any) -> str:
@@ -47,9 +66,19 @@ def _error_text(error: ValidationError | Any) -> str:
 
 def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     query = request.GET.get("q", "").strip()[:200]
+    older_than = _optional_id(request.GET.get("older_than"))
     conversations = list(
-        selectors.conversation_list_for_user(user=request.user, query=query)[: SIDEBAR_LIMIT + 1]
+        selectors.conversation_list_for_user(user=request.user, query=query, older_than=older_than)[
+            : SIDEBAR_LIMIT + 1
+        ]
     )
+    more = len(conversations) > SIDEBAR_LIMIT
+    conversations = conversations[:SIDEBAR_LIMIT]
+    older_params = ""
+    if more:
+        older_params = urlencode(
+            {k: v for k, v in (("q", query), ("older_than", conversations[-1].pk)) if v}
+        )
     menu = async_to_sync(services.provider_menu)()
     current_provider = conversation.provider if conversation else settings.CHAT_DEFAULT_PROVIDER
     current_model = conversation.model if conversation else ""
@@ -57,17 +86,22 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         for choice in menu:
             if choice.name == current_provider and choice.models:
                 current_model = choice.models[0]
-    thread = (
-        list(selectors.message_list_for_conversation(conversation=conversation))
-        if conversation
-        else []
-    )
+    thread: list[Message] = []
+    earlier_id = None
+    before = _optional_id(request.GET.get("before"))
+    if conversation:
+        thread, earlier_id = selectors.message_page_for_conversation(
+            conversation=conversation, before=before, limit=THREAD_PAGE
+        )
     return {
         "conversation": conversation,
-        "conversations": conversations[:SIDEBAR_LIMIT],
-        "more_conversations": len(conversations) > SIDEBAR_LIMIT,
+        "conversations": conversations,
+        "older_conversations_query": older_params,
+        "sidebar_is_older_page": older_than is not None,
         "query": query,
         "thread": thread,
+        "earlier_id": earlier_id,
+        "viewing_earlier": before is not None,
         "menu": menu,
         "current_provider": current_provider,
         "current_model": current_model,
@@ -96,6 +130,28 @@ def index(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     return render(request, "chat/chat.html", _chat_context(request, conversation))
+
+
+@require_GET
+@login_required
+def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
+    """Earlier messages of a thread, as an HTML fragment the page inserts above."""
+    conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    thread, earlier_id = selectors.message_page_for_conversation(
+        conversation=conversation,
+        before=_optional_id(request.GET.get("before")),
+        limit=THREAD_PAGE,
+    )
+    return render(
+        request,
+        "chat/_thread_page.html",
+        {
+            "conversation": conversation,
+            "thread": thread,
+            "earlier_id": earlier_id,
+            "menu": list_providers(),
+        },
+    )
 
 
 @require_POST
@@ -198,14 +254,60 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
         prepared = await sync_to_async(prepare)()
     except ValidationError as e:
         return JsonResponse({"error": _error_text(e)}, status=400)
+    except OperationalError:
+        # SQLite locked past its timeout, or no free PostgreSQL connection: the
+        # transaction rolled back, nothing was saved; the user may simply send again.
+        logger.warning("reply to conversation %s: database busy", pk, exc_info=True)
+        busy = JsonResponse(
+            {"error": _("The database is busy. Try again in a moment.")}, status=503
+        )
+        busy["Retry-After"] = "2"
+        return busy
     if isinstance(prepared, JsonResponse):
         return prepared
     response = StreamingHttpResponse(
-        services.reply_stream(prepared=prepared), content_type="text/event-stream"
+        _ClosingStream(services.reply_stream(prepared=prepared)),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+class _ClosingStream:
+    """The reply's SSE stream, closed when Django closes the response.
+
+    On a client disconnect Django cancels the task sending the response. When that
+    lands while the server is writing a chunk (not inside the generator), nothing else
+    closes the generator until the garbage collector finds it: the upstream request
+    would go on and the reply would stay "streaming". Django calls ``close()`` (from a
+    worker thread) once the response is done; closing a finished generator is a no-op.
+    """
+
+    _closing: set[asyncio.Task[None]] = set()  # strong references until they finish
+
+    def __init__(self, stream: AsyncGenerator[bytes, None]) -> None:
+        self._stream = stream
+        self._loop = asyncio.get_running_loop()
+
+    def __aiter__(self) -> _ClosingStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._stream.__anext__()
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(self._start_closing)
+
+    def _start_closing(self) -> None:
+        task = self._loop.create_task(self._aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _aclose(self) -> None:
+        with contextlib.suppress(RuntimeError):  # someone else is closing it right now
+            await self._stream.aclose()
 
 
 def _message_json(message: Message) -> dict[str, Any]:

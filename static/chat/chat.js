@@ -246,7 +246,8 @@ function initChat() {
     for (const button of threadInner.querySelectorAll("[data-action=regenerate], [data-action=edit]")) {
       button.hidden = true;
     }
-    if (state.busy) return;
+    // Only the latest messages can be regenerated or edited: not on a page of older ones.
+    if (state.busy || app.dataset.viewingEarlier === "true") return;
     const articles = threadInner.querySelectorAll("article.msg");
     const last = articles[articles.length - 1];
     if (last?.dataset.role === "assistant") {
@@ -642,7 +643,31 @@ function initChat() {
     }
   });
 
+  async function loadEarlier(link) {
+    // Older messages arrive as server-rendered HTML and go above the first one, keeping
+    // the reader's place; the fragment brings its own link to the page above.
+    link.setAttribute("aria-disabled", "true");
+    try {
+      const response = await fetch(link.dataset.fragmentUrl, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(String(response.status));
+      const fragment = document.createRange().createContextualFragment(await response.text());
+      const height = thread.scrollHeight;
+      link.replaceWith(fragment);
+      thread.scrollTop += thread.scrollHeight - height;
+      refreshLastActions();
+    } catch {
+      link.removeAttribute("aria-disabled");
+      window.location.href = link.href;
+    }
+  }
+
   thread.addEventListener("click", (event) => {
+    const earlier = event.target.closest("a[data-load-earlier]");
+    if (earlier) {
+      event.preventDefault();
+      if (earlier.getAttribute("aria-disabled") !== "true") loadEarlier(earlier);
+      return;
+    }
     const button = event.target.closest("button[data-action]");
     if (!button) return;
     const article = button.closest("article.msg");

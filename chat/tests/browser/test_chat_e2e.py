@@ -362,3 +362,34 @@ def test_staff_user_finds_the_conversation_in_the_admin(page: Page) -> None:
     expect(row).to_have_count(1)
     expect(row).to_contain_text(username)
     expect(row).to_contain_text("fakeai")
+
+
+def test_a_long_thread_loads_earlier_messages_on_demand(page: Page, app_server: AppServer) -> None:
+    username = sign_up(page)
+    script = (
+        "from datetime import timedelta\n"
+        "from django.contrib.auth.models import User\n"
+        "from django.utils import timezone\n"
+        "from chat.models import Conversation, Message\n"
+        f"owner = User.objects.get(username={username!r})\n"
+        "conv = Conversation.objects.create(owner=owner, title='Long one', provider='local',"
+        " model='smollm2-135m-instruct')\n"
+        "start = timezone.now() - timedelta(hours=1)\n"
+        "Message.objects.bulk_create(Message(conversation=conv, role='user' if i % 2 == 0 else"
+        " 'assistant', content=f'line {i:03d}', content_html=f'<p>line {i:03d}</p>',"
+        " created_at=start + timedelta(seconds=i)) for i in range(120))\n"
+        "print(conv.pk)\n"
+    )
+    conversation_id = app_server.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
+    page.goto(f"/c/{conversation_id}/")
+    thread = page.get_by_role("log", name="Messages")
+    expect(thread.get_by_text("line 119", exact=True)).to_be_visible()
+    expect(thread.get_by_text("line 069", exact=True)).to_have_count(0)
+
+    page.get_by_role("link", name="Show earlier messages").click()
+    expect(thread.get_by_text("line 020", exact=True)).to_have_count(1)
+    expect(thread.get_by_text("line 019", exact=True)).to_have_count(0)
+    page.get_by_role("link", name="Show earlier messages").click()
+    expect(thread.get_by_text("line 000", exact=True)).to_have_count(1)
+    expect(page.get_by_role("link", name="Show earlier messages")).to_have_count(0)
+    assert thread.locator("article.msg").count() == 120
