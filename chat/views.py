@@ -347,6 +347,9 @@ class ThrottledLoginView(LoginView):
 
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
+
     def _idents(self) -> list[str]:
         username = (self.request.POST.get("username") or "").strip().lower()[:150]
         address = self.request.META.get("REMOTE_ADDR", "")

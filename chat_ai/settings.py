@@ -219,6 +219,8 @@ LOGGING = {
         # The SDKs log request details (never keys) at DEBUG; keep them quiet.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
+        # Django's own handlers would print each request error a second time.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

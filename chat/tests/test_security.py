@@ -139,3 +139,10 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_login_page_links_to_signup_only_when_open(client: Client, settings: Any) -> None:
+    settings.ALLOW_SIGNUP = True
+    assert reverse("signup") in client.get(reverse("login")).content.decode()
+    settings.ALLOW_SIGNUP = False
+    assert reverse("signup") not in client.get(reverse("login")).content.decode()
