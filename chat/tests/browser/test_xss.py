@@ -1,0 +1,119 @@
+"""Hostile model output, titles, system prompts and messages execute nothing, in the
+chat page (stored and while streaming), in search, and in the admin: checked in
+Chromium, where a payload that ran would set ``window.__xss`` or open a dialog (and the
+page fixture fails on any CSP violation, i.e. on active content reaching the page)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from chat.tests.fakes.openai_fake import install_openai_stream
+from chat.tests.xss_corpus import ALL_IN_ONE, PAYLOADS
+
+from .conftest import STAFF_PASSWORD, STAFF_USERNAME, AppServer
+from .test_chat_e2e import FAKE_1, choose_model, send, sign_up, stream_chunks, wait_until_done
+
+pytestmark = pytest.mark.browser
+
+HOSTILE_TITLE = '<img src=x onerror="window.__xss = 100">"><script>window.__xss=101</script>'
+
+
+def watch_for_execution(page: Page) -> list[str]:
+    """Dialogs opened by the page; window.__xss is checked separately."""
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: object) -> None:
+        dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.dismiss()  # type: ignore[attr-defined]
+
+    page.on("dialog", on_dialog)
+    return dialogs
+
+
+def assert_nothing_ran(page: Page, dialogs: list[str]) -> None:
+    assert page.evaluate("() => window.__xss === undefined"), page.evaluate("window.__xss")
+    assert dialogs == []
+
+
+def create_hostile_conversation(app_server: AppServer, username: str) -> str:
+    script = (
+        "from django.contrib.auth.models import User\n"
+        "from chat.markdown import render_markdown\n"
+        "from chat.models import Conversation, Message\n"
+        f"payload = {json.dumps(ALL_IN_ONE)}\n"
+        f"owner = User.objects.get(username={username!r})\n"
+        f"conv = Conversation.objects.create(owner=owner, title={json.dumps(HOSTILE_TITLE)},"
+        " provider='fakeai', model='fake-model-1', system_prompt=payload)\n"
+        "Message.objects.create(conversation=conv, role='user', content=payload)\n"
+        "Message.objects.create(conversation=conv, role='assistant', content=payload,"
+        " content_html=render_markdown(payload), provider='fakeai', model='fake-model-1')\n"
+        "Message.objects.create(conversation=conv, role='assistant', content='', status='error',"
+        " error=payload, provider='fakeai', model='fake-model-1')\n"
+        "print(conv.pk)\n"
+    )
+    return app_server.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
+
+
+def test_stored_hostile_content_runs_nothing_in_the_chat_page(
+    page: Page, app_server: AppServer
+) -> None:
+    dialogs = watch_for_execution(page)
+    username = sign_up(page)
+    conversation_id = create_hostile_conversation(app_server, username)
+    page.goto(f"/c/{conversation_id}/")
+    thread = page.get_by_role("log", name="Messages")
+    # The payloads are shown as text, not run.
+    expect(thread.locator("article.msg-user")).to_contain_text("<script>window.__xss = 1</script>")
+    expect(page.get_by_role("heading", level=1)).to_have_text(HOSTILE_TITLE)
+    page.get_by_role("button", name="Settings").click()
+    expect(page.get_by_label("System prompt")).to_have_value(ALL_IN_ONE)
+    page.keyboard.press("Escape")
+    page.get_by_role("link", name="Show earlier messages").count()  # the page is settled
+    assert_nothing_ran(page, dialogs)
+    assert thread.locator("script, iframe, object, svg, img, style, form, input").count() == 0
+
+
+def test_hostile_search_query_runs_nothing(page: Page) -> None:
+    dialogs = watch_for_execution(page)
+    sign_up(page)
+    for payload in PAYLOADS[:3]:
+        page.goto("/?q=" + payload.replace("#", "%23").replace("&", "%26"))
+        expect(page.get_by_role("searchbox")).to_have_value(payload)
+    assert_nothing_ran(page, dialogs)
+
+
+def test_hostile_reply_runs_nothing_while_streaming_and_after(
+    page: Page, app_server: AppServer
+) -> None:
+    dialogs = watch_for_execution(page)
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    install_openai_stream(
+        app_server.upstream, stream_chunks(ALL_IN_ONE, size=7), pause=0.005, model="fake-model-1"
+    )
+    reply = send(page, "Say something dangerous.")
+    wait_until_done(reply)
+    expect(reply.locator(".md")).to_contain_text("window.__xss = 1")
+    assert reply.locator("script, iframe, object, svg, img, style, form, input").count() == 0
+    page.reload()
+    expect(page.locator("article.msg-reply").last).to_contain_text("window.__xss = 1")
+    assert_nothing_ran(page, dialogs)
+
+
+def test_hostile_content_runs_nothing_in_the_admin(page: Page, app_server: AppServer) -> None:
+    dialogs = watch_for_execution(page)
+    username = sign_up(page)
+    conversation_id = create_hostile_conversation(app_server, username)
+    page.get_by_role("button", name="Log out").click()
+    page.goto("/admin/")
+    page.get_by_label("Username").fill(STAFF_USERNAME)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/admin/chat/conversation/?q=__xss")
+    expect(page.locator("#result_list")).to_contain_text(HOSTILE_TITLE)
+    page.goto(f"/admin/chat/conversation/{conversation_id}/change/")
+    expect(page.locator("#id_title")).to_have_value(HOSTILE_TITLE)
+    assert_nothing_ran(page, dialogs)
