@@ -5,6 +5,7 @@ conversation in the admin as staff."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from typing import Any
@@ -28,7 +29,14 @@ FAKE_1 = "fakeai::fake-model-1"
 FAKE_2 = "fakeai::fake-model-2"
 PASSWORD = "correct-horse-battery-41"
 LOCAL_REPLY_TIMEOUT = 60_000  # ms; the real model on a slow CPU
-SCREENSHOT = BASE_DIR / "docs" / "screenshot.png"
+# The README's screenshot is refreshed when missing or with UPDATE_SCREENSHOT=1; other runs
+# write theirs under test-artifacts/ (ignored by git), so a test run leaves the tree clean.
+README_SCREENSHOT = BASE_DIR / "docs" / "screenshot.png"
+SCREENSHOT = (
+    README_SCREENSHOT
+    if os.environ.get("UPDATE_SCREENSHOT") == "1" or not README_SCREENSHOT.exists()
+    else BASE_DIR / "test-artifacts" / "screenshot.png"
+)
 
 CODE_REPLY = (
     "Here is a small function:\n\n"
