@@ -36,7 +36,7 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or _("New chat")
+        return self.title or str(_("New chat"))
 
 
 class Message(models.Model):

@@ -25,6 +25,7 @@ import enum
 import functools
 import importlib.util
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -514,13 +515,15 @@ class BaseProvider:
                         yield event
                 return
             except ProviderError as error:
-                if not error.provider:
-                    error.provider = self.label
+                self._tidy_error(error)
                 if sent_text:
                     raise
                 attempt += 1
                 delay = self.retry_policy.delay(attempt, error)
                 if delay is None:
+                    if isinstance(error, RateLimitedError) and error.retry_after:
+                        error.message += f" (try again in {math.ceil(error.retry_after)} s)"
+                        error.args = (error.user_message,)
                     raise
                 logger.info("%s: %s, retry %d in %.2fs", self.name, error.kind, attempt, delay)
                 await asyncio.sleep(delay)
@@ -608,6 +611,20 @@ class BaseProvider:
         return missing
 
     # -- internals -----------------------------------------------------------------------
+
+    def _tidy_error(self, error: ProviderError) -> None:
+        """Make an error ready for a person: who failed, one standard line for a bad key
+        (upstream texts vary and some quote the key), and never the configured key,
+        whatever shape it has and whatever the upstream echoed."""
+        if not error.provider:
+            error.provider = self.label
+        if isinstance(error, AuthenticationError) and self.requires_api_key:
+            setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
+            error.message = f"invalid API key (check {setting})"
+        key = self.api_key
+        if key and len(key) >= 8 and key in error.message:
+            error.message = error.message.replace(key, "[redacted]")
+        error.args = (error.user_message,)
 
     def _has_native_stream(self) -> bool:
         return type(self)._stream is not BaseProvider._stream

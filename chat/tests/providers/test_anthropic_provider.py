@@ -213,7 +213,9 @@ def test_get_response_returns_the_whole_text(upstream):
 def test_get_response_returns_a_readable_error_string_on_failure(upstream):
     upstream.add("POST", fake.MESSAGES_PATH, fake.error_response(401))
     provider = make_provider(upstream)
-    assert provider.get_response(HELLO, MODEL) == "Error: Anthropic: invalid API key"
+    assert provider.get_response(HELLO, MODEL) == (
+        "Error: Anthropic: invalid API key (check ANTHROPIC_API_KEY)"
+    )
 
 
 # --- The request on the wire ------------------------------------------------------------
@@ -286,7 +288,7 @@ async def test_invalid_key_raises_authentication_error_with_a_plain_message(upst
     upstream.add("POST", fake.MESSAGES_PATH, fake.error_response(401))
     with pytest.raises(AuthenticationError) as caught:
         await collect(make_provider(upstream))
-    assert str(caught.value) == "Anthropic: invalid API key"
+    assert str(caught.value) == "Anthropic: invalid API key (check ANTHROPIC_API_KEY)"
 
 
 async def test_error_messages_never_contain_the_api_key(upstream):

@@ -56,7 +56,7 @@ pytestmark = [
     ),
 ]
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 COUNTING = [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}]
 LONG_ESSAY = [  # at temperature 0 SmolLM2 writes past 1500 tokens (~25 s) for this
     {"role": "user", "content": "Write a very long essay about the history of the Roman Empire."}
@@ -161,7 +161,7 @@ async def test_closing_the_stream_early_frees_the_model_for_the_next_request() -
     events = await collect(provider, QUESTION, ChatOptions(temperature=0, max_tokens=5))
 
     assert isinstance(events[-1], Finish)
-    assert time.monotonic() - started < 3  # the rest of the essay would take ~25 s
+    assert time.monotonic() - started < 8  # the rest of the essay would take ~25 s
 
 
 async def test_cancelling_the_consumer_task_frees_the_model_for_the_next_request() -> None:
@@ -184,7 +184,7 @@ async def test_cancelling_the_consumer_task_frees_the_model_for_the_next_request
     events = await collect(provider, QUESTION, ChatOptions(temperature=0, max_tokens=5))
 
     assert isinstance(events[-1], Finish)
-    assert time.monotonic() - started < 3  # the rest of the essay would take ~25 s
+    assert time.monotonic() - started < 8  # the rest of the essay would take ~25 s
 
 
 async def test_waiting_longer_than_the_timeout_for_a_busy_model_raises_timeout() -> None:
