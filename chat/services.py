@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -264,6 +265,7 @@ def reply_prepare(
 
     with transaction.atomic():
         conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        reply_expire_stale(conversation_id=conv.pk)
         now = timezone.now()
         if action == ReplyAction.SEND:
             user_message = Message.objects.create(
@@ -359,9 +361,12 @@ def _stop_key(reply_id: int) -> str:
 
 async def reply_stop(*, reply: Message) -> bool:
     """Ask the stream writing ``reply`` to stop (in this worker at once, in another one
-    within a second through the shared cache). True if the reply was still streaming."""
+    within a second through the shared cache). True if the reply was still streaming.
+    A stale reply (its process is gone) is closed here and now."""
     if reply.status != Message.Status.STREAMING:
         return False
+    if await sync_to_async(reply_expire_stale)(conversation_id=reply.conversation_id):
+        return True
     queue = _ACTIVE_STREAMS.get(reply.pk)
     if queue is not None:
         queue.put_nowait(_STOP)
@@ -393,6 +398,37 @@ def _save_outcome(
         fields["output_tokens"] = usage.output_tokens
     Message.objects.filter(pk=reply_id).update(**fields)
     return html
+
+
+SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+async def _save_outcome_patiently(reply_id: int, **outcome: Any) -> str:
+    """The final save, retried while the database is briefly locked or restarting: the
+    reply's text exists only in memory until this succeeds."""
+    for delay in (*SAVE_RETRY_DELAYS, None):
+        try:
+            return await db_step(_save_outcome)(reply_id, **outcome)
+        except OperationalError:
+            if delay is None:
+                logger.exception("reply %s: could not save its outcome", reply_id)
+                raise
+            logger.warning("reply %s: database busy, saving again in %.1fs", reply_id, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def reply_expire_stale(*, conversation_id: int) -> int:
+    """Replies left "streaming" by a process that died (or lost its database at the
+    very end) are closed as errors after CHAT_STALE_STREAM_SECONDS, so the conversation
+    never stays blocked. Returns how many were closed."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_STREAM_SECONDS)
+    return Message.objects.filter(
+        conversation_id=conversation_id, status=Message.Status.STREAMING, created_at__lt=cutoff
+    ).update(
+        status=Message.Status.ERROR,
+        error=_("The reply was interrupted: the server stopped before it finished."),
+    )
 
 
 def _save_checkpoint(reply_id: int, text: str) -> None:
@@ -442,7 +478,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
 
     async def save(status: str, error: str = "") -> str:
         return await asyncio.shield(
-            db_step(_save_outcome)(
+            _save_outcome_patiently(
                 prepared.reply_id,
                 text="".join(parts),
                 status=status,

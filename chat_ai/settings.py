@@ -282,3 +282,6 @@ CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 30)
 CHAT_RATE_LIMIT_WINDOW = env_int("CHAT_RATE_LIMIT_WINDOW", 60)
 CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 2.0)
+# A reply still "streaming" after this many seconds lost its process (a crash or
+# restart): it is closed as an error so the conversation can go on.
+CHAT_STALE_STREAM_SECONDS = env_int("CHAT_STALE_STREAM_SECONDS", 900)

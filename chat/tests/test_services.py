@@ -392,3 +392,81 @@ def test_message_too_long_for_the_context_saves_nothing(
     finally:
         del fake_provider.context_tokens
     assert not Message.objects.exists()
+
+
+# --- interrupted replies ------------------------------------------------------------------
+
+
+def make_stale_reply(conversation: Conversation, seconds_ago: int) -> Message:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    then = timezone.now() - timedelta(seconds=seconds_ago)
+    Message.objects.create(conversation=conversation, role="user", content="q", created_at=then)
+    return Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        status="streaming",
+        content="half",
+        created_at=then,
+    )
+
+
+def test_a_reply_left_streaming_by_a_dead_process_no_longer_blocks_regenerate(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.CHAT_STALE_STREAM_SECONDS = 60
+    stale = make_stale_reply(conversation, seconds_ago=120)
+    services.reply_prepare(conversation=conversation, action="regenerate")
+    assert not Message.objects.filter(pk=stale.pk).exists()  # replaced by the new reply
+
+
+def test_a_recent_streaming_reply_still_blocks_regenerate(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.CHAT_STALE_STREAM_SECONDS = 600
+    make_stale_reply(conversation, seconds_ago=5)
+    with pytest.raises(ValidationError, match="Wait for the current reply"):
+        services.reply_prepare(conversation=conversation, action="regenerate")
+
+
+def test_sending_closes_stale_replies_as_interrupted(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.CHAT_STALE_STREAM_SECONDS = 60
+    stale = make_stale_reply(conversation, seconds_ago=120)
+    services.reply_prepare(conversation=conversation, action="send", content="next")
+    stale.refresh_from_db()
+    assert (stale.status, stale.content) == ("error", "half")
+    assert "interrupted" in stale.error
+
+
+async def test_stop_closes_a_stale_reply_at_once(conversation: Conversation, settings: Any) -> None:
+    settings.CHAT_STALE_STREAM_SECONDS = 60
+    stale = await sync_to_async(make_stale_reply)(conversation, seconds_ago=120)
+    reply = await Message.objects.select_related("conversation").aget(pk=stale.pk)
+    assert await services.reply_stop(reply=reply)
+    await stale.arefresh_from_db()
+    assert stale.status == "error"
+
+
+async def test_final_save_waits_out_a_busy_database(
+    conversation: Conversation, fake_provider: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    real_save = services._save_outcome
+    failures = iter([True, True, False])
+
+    def flaky_save(*args: Any, **kwargs: Any) -> str:
+        if next(failures):
+            raise OperationalError("database is locked")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_save_outcome", flaky_save)
+    monkeypatch.setattr(services, "SAVE_RETRY_DELAYS", (0.01, 0.01, 0.01))
+    events = await run_reply(conversation, content="Hi")
+    assert events[-1][0] == "done"
+    reply = await Message.objects.aget(pk=events[-1][1]["message_id"])
+    assert reply.status == "complete"
