@@ -43,9 +43,9 @@ test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not postgres"
 	@if $(PY) -c "import psycopg, sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-		echo "== the suite again on PostgreSQL + Redis (browser and local-model tests ran above)"; \
+		echo "== the suite again on PostgreSQL + Redis, with the multi-worker tests (browser and local-model tests ran above)"; \
 		DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 			$(VENV)/bin/pytest -m "not browser and not local_model"; \
 	elif [ -n "$(REQUIRE_POSTGRES)" ]; then \

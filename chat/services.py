@@ -351,6 +351,9 @@ class _Failed:
     error: BaseException
 
 
+# How long Stop waits for the worker writing a reply to save it before closing it itself.
+STOP_GRACE_SECONDS = 2.5
+
 # Streams running in this process, by reply id: Stop puts a sentinel in the queue.
 _ACTIVE_STREAMS: dict[int, asyncio.Queue[Any]] = {}
 
@@ -368,9 +371,20 @@ async def reply_stop(*, reply: Message) -> bool:
     if await sync_to_async(reply_expire_stale)(conversation_id=reply.conversation_id):
         return True
     queue = _ACTIVE_STREAMS.get(reply.pk)
-    if queue is not None:
+    if queue is not None:  # streaming in this process: it saves itself at once
         queue.put_nowait(_STOP)
+        return True
     await cache.aset(_stop_key(reply.pk), True, 300)
+    # Another worker notices within a second and saves the partial reply. If none does,
+    # the stream's process is gone (a restart cut it off): close the reply here, keeping
+    # the text of its last checkpoint.
+    still_streaming = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        if not await still_streaming.aexists():
+            return True
+    await still_streaming.aupdate(status=Message.Status.STOPPED)
     return True
 
 

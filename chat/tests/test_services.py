@@ -470,3 +470,16 @@ async def test_final_save_waits_out_a_busy_database(
     assert events[-1][0] == "done"
     reply = await Message.objects.aget(pk=events[-1][1]["message_id"])
     assert reply.status == "complete"
+
+
+async def test_stop_closes_a_reply_whose_stream_is_gone(
+    conversation: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart cut the stream off: no worker answers Stop, so Stop closes the reply
+    itself, keeping the text of its last checkpoint."""
+    monkeypatch.setattr(services, "STOP_GRACE_SECONDS", 0.3)
+    orphan = await sync_to_async(make_stale_reply)(conversation, seconds_ago=1)
+    reply = await Message.objects.aget(pk=orphan.pk)
+    assert await services.reply_stop(reply=reply)
+    await orphan.arefresh_from_db()
+    assert (orphan.status, orphan.content) == ("stopped", "half")
