@@ -33,6 +33,7 @@ from .markdown import render_markdown
 from .models import Conversation, Message
 from .providers import (
     PROVIDER_REGISTRY,
+    BaseProvider,
     ChatOptions,
     Finish,
     ProviderError,
@@ -62,11 +63,24 @@ def conversation_create(
     provider = provider or settings.CHAT_DEFAULT_PROVIDER
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider."))
-    if not model:
-        model = get_provider(provider).default_model()
+    provider_obj = get_provider(provider)
+    if model:
+        _check_model(provider_obj, model)
+    else:
+        model = provider_obj.default_model()
     return Conversation.objects.create(
         owner=owner, provider=provider, model=model, title=title.strip()[:200]
     )
+
+
+def _check_model(provider: BaseProvider, model: str) -> None:
+    """Reject a model the provider is known not to have (when its list is known)."""
+    known = provider.known_models()
+    if known is not None and model not in known:
+        raise ValidationError(
+            _("Unknown model “%(model)s” for %(label)s.")
+            % {"model": model, "label": provider.label}
+        )
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
@@ -248,6 +262,7 @@ def reply_prepare(
         )
     if not model:
         raise ValidationError(_("Choose a model."))
+    _check_model(provider_obj, model)
     options = ChatOptions(
         system_prompt=conversation.system_prompt,
         temperature=conversation.temperature,

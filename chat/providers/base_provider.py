@@ -551,10 +551,9 @@ class BaseProvider:
         from django.conf import settings
         from django.core.cache import cache
 
-        key = f"chat:models:{self.name}:{self.base_url or ''}"
-        cached = await cache.aget(key)
+        cached = await cache.aget(self._models_cache_key())
         if cached is not None:
-            return list(cached)
+            return list(cached["models"])
         try:
             models = await self.fetch_models()
         except ProviderError as e:
@@ -564,11 +563,32 @@ class BaseProvider:
             logger.warning("%s: model list failed; using defaults", self.name, exc_info=True)
             models = []
         if models:
-            await cache.aset(key, models, getattr(settings, "LLM_MODELS_CACHE_TTL", 3600))
+            await cache.aset(
+                self._models_cache_key(),
+                {"live": True, "models": models},
+                getattr(settings, "LLM_MODELS_CACHE_TTL", 3600),
+            )
             return list(models)
         fallback = list(self.default_models)
-        await cache.aset(key, fallback, 60)  # retry the live list a minute later
+        # Retry the live list a minute later.
+        await cache.aset(self._models_cache_key(), {"live": False, "models": fallback}, 60)
         return fallback
+
+    def known_models(self) -> list[str] | None:
+        """The model ids this provider is known to accept, without a network call, or
+        None when that is not known (the live list has not been fetched, or failed):
+        then any id is tried and the upstream decides."""
+        if self.configured_models:
+            return list(self.configured_models)
+        if not self._has_live_models():
+            return list(self.get_available_models())
+        from django.core.cache import cache
+
+        cached = cache.get(self._models_cache_key())
+        return list(cached["models"]) if cached and cached.get("live") else None
+
+    def _models_cache_key(self) -> str:
+        return f"chat:models:{self.name}:{self.base_url or ''}"
 
     def status(self) -> ProviderStatus:
         """Usable or not, and why."""

@@ -483,3 +483,27 @@ async def test_stop_closes_a_reply_whose_stream_is_gone(
     assert await services.reply_stop(reply=reply)
     await orphan.arefresh_from_db()
     assert (orphan.status, orphan.content) == ("stopped", "half")
+
+
+def test_prepare_rejects_a_model_the_provider_does_not_have(conversation: Conversation) -> None:
+    with pytest.raises(ValidationError, match="Unknown model “gpt-nope” for Fake"):
+        services.reply_prepare(
+            conversation=conversation, action="send", content="hi", model="gpt-nope"
+        )
+    assert not Message.objects.exists()
+
+
+async def test_an_unlisted_model_is_tried_when_the_live_list_is_unknown(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    """Providers whose model list is live and not fetched yet let the upstream decide."""
+
+    class Live(fake_provider):  # type: ignore[misc, valid-type]
+        async def fetch_models(self) -> list[str]:
+            return ["live-1"]
+
+    from chat.providers import PROVIDER_REGISTRY
+
+    PROVIDER_REGISTRY["fake"] = Live
+    await run_reply(conversation, content="hi", model="brand-new-model")
+    assert fake_provider.calls[-1]["model"] == "brand-new-model"

@@ -249,3 +249,14 @@ def test_message_detail_reports_status(alice_client: Client, conversation: Conve
     reply = conversation.messages.get(role="assistant")
     data = alice_client.get(reverse("chat:message", args=[reply.pk])).json()
     assert (data["status"], data["content"], data["model"]) == ("complete", "noted", "fake-small")
+
+
+def test_new_conversation_with_unknown_model_is_rejected(
+    alice_client: Client, fake_provider: type
+) -> None:
+    response = alice_client.post(
+        reverse("chat:conversation_new"), {"provider": "fake", "model": "nope"}
+    )
+    assert response.status_code == 400
+    assert "Unknown model" in response.json()["error"]
+    assert not Conversation.objects.exists()

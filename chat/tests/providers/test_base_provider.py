@@ -332,3 +332,34 @@ def test_guide_style_get_response_turns_provider_errors_into_text() -> None:
 async def test_guide_style_stream_sees_provider_errors_as_errors() -> None:
     with pytest.raises(AuthenticationError):
         _ = [e async for e in RaisesKinds("k").stream(HELLO, "guide-1")]
+
+
+class LiveList(Flaky):
+    async def fetch_models(self) -> list[str]:
+        return ["live-a", "live-b"]
+
+
+@pytest.mark.django_db
+async def test_known_models_come_from_the_cached_live_list() -> None:
+    from django.core.cache import cache
+
+    await cache.aclear()
+    provider = LiveList([])
+    assert provider.known_models() is None  # not fetched yet: do not guess
+    assert await provider.list_models() == ["live-a", "live-b"]
+    assert provider.known_models() == ["live-a", "live-b"]
+
+
+async def test_known_models_are_unknown_when_only_defaults_could_be_had() -> None:
+    from django.core.cache import cache
+
+    class Failing(Flaky):
+        default_models = ("default-1",)
+
+        async def fetch_models(self) -> list[str]:
+            raise UnavailableError()
+
+    await cache.aclear()
+    provider = Failing([])
+    assert await provider.list_models() == ["default-1"]
+    assert provider.known_models() is None
