@@ -43,7 +43,10 @@ test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/pytest -m "not postgres"
+	$(VENV)/bin/pytest -m "not postgres and not browser"
+	@# Playwright's sync API keeps an event loop running while the browser is open, so
+	@# the browser tests get a process of their own.
+	$(VENV)/bin/pytest -m browser
 	@if $(PY) -c "import psycopg, sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
 		echo "== the suite again on PostgreSQL + Redis, with the multi-worker tests (browser and local-model tests ran above)"; \
 		DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
