@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from psycopg import sql
 
 from chat.tests.fakes.openai_fake import CHAT_PATH, DONE, chunk
 from chat.tests.fakes.server import FakeUpstream, Pause, RecordedRequest, StreamResponse, sse
+from chat.tests.live import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -64,12 +64,6 @@ def _require_services() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -157,7 +151,7 @@ class Stack:
 
     def serve(self, *, workers: int = 1) -> Server:
         """Start uvicorn and wait until it answers."""
-        port = _free_port()
+        port = free_port()
         log = self.tmp / f"uvicorn-{port}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(

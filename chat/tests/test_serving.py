@@ -7,7 +7,6 @@ import http.client
 import http.cookies
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,28 +18,10 @@ import pytest
 
 from chat.tests.fakes.openai_fake import install_openai_stream
 from chat.tests.fakes.server import FakeUpstream
+from chat.tests.live import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stdout.read() if process.stdout else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"server on port {port} did not start")
 
 
 class Browserless:

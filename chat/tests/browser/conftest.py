@@ -8,10 +8,8 @@ paid providers have no key and show as disabled; the local model is the real one
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from chat.tests.fakes.openai_fake import install_openai_models, install_openai_stream
 from chat.tests.fakes.server import FakeUpstream
+from chat.tests.live import free_port, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,25 +59,6 @@ class AppServer:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the app server exited with code {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the app server did not answer on port {port} within {timeout:g} s")
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +108,7 @@ def app_server(
         MISTRAL_API_KEY="",
         PYTHONUNBUFFERED="1",
     )
-    port = _free_port()
+    port = free_port()
     server = AppServer(f"http://127.0.0.1:{port}", env, fake_upstream, workdir / "server.log")
     server.manage("migrate", "--noinput")
     server.manage(
@@ -159,7 +139,7 @@ def app_server(
         )
         try:
             try:
-                _wait_for_port(port, process, timeout=30)
+                wait_for_port(port, process, timeout=30)
             except RuntimeError as e:
                 pytest.fail(f"{e}\n--- server log ---\n{server.log_tail()}")
             yield server
