@@ -460,8 +460,58 @@ def reply_expire_stale(*, conversation_id: int) -> int:
     )
 
 
-def _save_checkpoint(reply_id: int, text: str) -> None:
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=text)
+def _save_checkpoints(texts: dict[int, str]) -> None:
+    """Save partial replies still streaming (a finished reply is never overwritten)."""
+    replies = [Message(pk=reply_id, content=text) for reply_id, text in texts.items()]
+    Message.objects.filter(status=Message.Status.STREAMING).bulk_update(
+        replies, ["content"], batch_size=500
+    )
+
+
+# Work done once a second (stop requests) or on demand (partial replies) for all the
+# streams of this process together: with a thousand streams, one cache read and one
+# database write at a time instead of a thousand, and no stream waits on either.
+_PENDING_CHECKPOINTS: dict[int, str] = {}
+_checkpoint_writer: asyncio.Task[None] | None = None
+_stop_watcher: asyncio.Task[None] | None = None
+
+
+def _running(task: asyncio.Task[None] | None) -> bool:
+    return task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop()
+
+
+async def _write_checkpoints() -> None:
+    while _PENDING_CHECKPOINTS:
+        batch = dict(_PENDING_CHECKPOINTS)
+        _PENDING_CHECKPOINTS.clear()
+        try:
+            await db_step(_save_checkpoints)(batch)
+        except Exception:
+            logger.warning("saving %d partial replies failed", len(batch), exc_info=True)
+
+
+def _checkpoint_later(reply_id: int, text: str) -> None:
+    global _checkpoint_writer
+    _PENDING_CHECKPOINTS[reply_id] = text
+    if not _running(_checkpoint_writer):
+        _checkpoint_writer = asyncio.create_task(_write_checkpoints())
+
+
+async def _watch_stops() -> None:
+    """A Stop asked in another worker arrives through the shared cache."""
+    get_many = sync_to_async(cache.get_many, thread_sensitive=False)
+    while _ACTIVE_STREAMS:
+        await asyncio.sleep(1.0)
+        reply_ids = list(_ACTIVE_STREAMS)
+        try:
+            asked = await get_many([_stop_key(reply_id) for reply_id in reply_ids])
+        except Exception:
+            logger.warning("reading stop requests failed", exc_info=True)
+            continue
+        for reply_id in reply_ids:
+            queue = _ACTIVE_STREAMS.get(reply_id)
+            if queue is not None and asked.get(_stop_key(reply_id)):
+                queue.put_nowait(_STOP)
 
 
 async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
@@ -490,14 +540,6 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
             queue.put_nowait(_Failed(exc))
             return
         queue.put_nowait(_END)
-
-    async def watch_stop() -> None:
-        key = _stop_key(prepared.reply_id)
-        while True:
-            await asyncio.sleep(1.0)
-            if await cache.aget(key):
-                queue.put_nowait(_STOP)
-                return
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
@@ -534,7 +576,9 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         )
 
     pump_task = asyncio.create_task(pump())
-    stop_task = asyncio.create_task(watch_stop())
+    global _stop_watcher
+    if not _running(_stop_watcher):
+        _stop_watcher = asyncio.create_task(_watch_stops())
     try:
         yield sse_event(
             "start",
@@ -562,7 +606,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 now = time.monotonic()
                 if now - last_checkpoint >= checkpoint_every:
                     last_checkpoint = now
-                    await db_step(_save_checkpoint)(prepared.reply_id, "".join(parts))
+                    _checkpoint_later(prepared.reply_id, "".join(parts))
             elif isinstance(item, Usage):
                 usage = item
             elif isinstance(item, Finish):
@@ -609,7 +653,6 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         raise
     finally:
         _ACTIVE_STREAMS.pop(prepared.reply_id, None)
-        stop_task.cancel()
         pump_task.cancel()
         # The pump ends with its own cancellation; closing the provider's generator
         # closes the upstream HTTP response.
