@@ -147,3 +147,10 @@ def test_index_query_count_is_constant(client_for: Client, alice: User) -> None:
     few = queries_for(client_for, reverse("chat:index"))
     make_conversations(alice, 300)
     assert queries_for(client_for, reverse("chat:index")) == few
+
+
+def test_a_short_search_says_it_looked_at_titles_only(client_for: Client, alice: User) -> None:
+    html = client_for.get(reverse("chat:index"), {"q": "go"}).content.decode()
+    assert "Titles only" in html
+    html = client_for.get(reverse("chat:index"), {"q": "golang"}).content.decode()
+    assert "Titles only" not in html
