@@ -333,6 +333,8 @@ function initChat() {
     state.replyUrl = data.reply_url;
     app.dataset.conversationId = state.conversationId;
     history.replaceState(null, "", data.url);
+    document.getElementById("settings-form").action = urlFor(urls.settingsUrl, state.conversationId);
+    document.getElementById("settings-button").hidden = false;
     return true;
   }
 

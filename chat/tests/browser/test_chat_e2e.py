@@ -401,3 +401,25 @@ def test_a_long_thread_loads_earlier_messages_on_demand(page: Page, app_server: 
     expect(thread.get_by_text("line 000", exact=True)).to_have_count(1)
     expect(page.get_by_role("link", name="Show earlier messages")).to_have_count(0)
     assert thread.locator("article.msg").count() == 120
+
+
+def test_settings_of_a_new_conversation_apply_to_its_next_reply(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    expect(page.get_by_role("button", name="Settings")).to_be_hidden()
+    choose_model(page, FAKE_1)
+    install_openai_stream(app_server.upstream, ["First."], model="fake-model-1")
+    wait_until_done(send(page, "Hello there"))
+
+    page.get_by_role("button", name="Settings").click()  # no reload needed
+    page.get_by_label("System prompt").fill("Answer like a pirate.")
+    page.get_by_label("Temperature").fill("0.3")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Settings saved.")).to_be_visible()
+
+    install_openai_stream(app_server.upstream, ["Arr."], model="fake-model-1")
+    wait_until_done(send(page, "And now?"))
+    body = chat_requests(app_server.upstream)[-1].json()
+    assert body["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+    assert body["temperature"] == 0.3
