@@ -9,12 +9,14 @@ Everything runs on 127.0.0.1, is bounded in count and time, and cleans up after 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import math
 import os
 import resource
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -72,6 +74,15 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def uvicorn_stack() -> str:
+    """The event loop and HTTP parser uvicorn picks on its own ("auto")."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} + {http}"
+
+
 def machine_info() -> dict[str, Any]:
     """Cores, memory, Python, SQLite, PostgreSQL: the facts BENCHMARKS.md starts with."""
     import platform
@@ -82,6 +93,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "kernel": platform.release(),
+        "uvicorn": uvicorn_stack(),
     }
     with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -453,7 +465,12 @@ def bench_stack(
 
 
 def workdir_for(name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"chat_ai_{name}-"))
+    """A temporary folder for one run's database and logs, removed when the process
+    exits (BENCH_KEEP=1 keeps it, to read app.log after a failure)."""
+    path = Path(tempfile.mkdtemp(prefix=f"chat_ai_{name}-"))
+    if os.environ.get("BENCH_KEEP") != "1":
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 # --- The load generator -----------------------------------------------------------------

@@ -31,6 +31,7 @@ from .common import (
     raise_open_files_limit,
     sign_in_users,
     summarize,
+    uvicorn_stack,
     workdir_for,
     write_json,
 )
@@ -211,14 +212,20 @@ def run(
                 app.start()
                 rows = asyncio.run(measure(upstream.url, app, usernames, levels, rounds, model))
             runs.append({"model": model, "levels": rows})
-    return {"db": db_kind, "uvicorn_args": uvicorn_args or [], "runs": runs}
+    return {
+        "db": db_kind,
+        "uvicorn_args": uvicorn_args or [],
+        "uvicorn": uvicorn_stack(),
+        "runs": runs,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
-    return "\n\n".join(_report_one(run, result.get("uvicorn_args") or []) for run in result["runs"])
+    args, stack = result.get("uvicorn_args") or [], result.get("uvicorn", "")
+    return "\n\n".join(_report_one(run, args, stack) for run in result["runs"])
 
 
-def _report_one(result: dict[str, Any], uvicorn_args: list[str]) -> str:
+def _report_one(result: dict[str, Any], uvicorn_args: list[str], stack: str) -> str:
     rows = []
     for row in result["levels"]:
         for metric in ("ttft", "total"):
@@ -255,7 +262,7 @@ def _report_one(result: dict[str, Any], uvicorn_args: list[str]) -> str:
         f"Upstream reply: {chunks} deltas, {pause} ms apart ({result['model']}, "
         f"{reply_seconds(result['model']):g} s); the C streams start "
         f"{fmt(1000 * reply_seconds(result['model']) / 50)} ms apart at C=50; uvicorn "
-        f"{' '.join(uvicorn_args) or 'defaults (asyncio, h11)'}."
+        f"{' '.join(uvicorn_args) or 'defaults'} ({stack or 'asyncio + h11'})."
         "\n\n"
     )
     verdict = ""

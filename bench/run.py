@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             ["memory", f"{info.get('memory_gb', '?')} GB"],
             ["Python", info["python"]],
             ["SQLite", info["sqlite"]],
+            ["uvicorn loop + HTTP parser", info["uvicorn"]],
             ["PostgreSQL", info.get("postgresql", "not reachable")],
             ["load average before / after", f"{load_before[0]:.2f} / {load_average()[0]:.2f}"],
             ["started", started.strftime("%Y-%m-%d %H:%M UTC")],

@@ -251,7 +251,12 @@ async def test_checkpoints_save_partial_text_while_streaming(
     stream = services.reply_stream(prepared=prepared)
     for _ in range(3):  # start + two deltas
         await anext(stream)
-    reply = await Message.objects.aget(pk=prepared.reply_id)
+    # Checkpoints are written by a background task: give it up to a second.
+    for _ in range(100):
+        reply = await Message.objects.aget(pk=prepared.reply_id)
+        if reply.content:
+            break
+        await asyncio.sleep(0.01)
     assert (reply.status, reply.content) == ("streaming", "one ")
     _ = [chunk async for chunk in stream]
 
