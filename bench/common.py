@@ -17,7 +17,6 @@ import os
 import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chat.tests.live import free_port
+from chat.tests.live import wait_for_port as _wait_for_port
 
 from .fakeserver import MODELS
 
@@ -46,12 +48,6 @@ def raise_open_files_limit(wanted: int = 20000) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -212,16 +208,13 @@ class Process:
 
 
 def wait_for_port(port: int, process: Process, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.popen is None or process.popen.poll() is not None:
-            raise RuntimeError(f"{process.args[2:4]} exited:\n{process.log_tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing answered on port {port} within {timeout:g} s")
+    """chat.tests.live.wait_for_port, with the process's log when it fails."""
+    if process.popen is None:
+        raise RuntimeError(f"{process.args[2:4]} was not started")
+    try:
+        _wait_for_port(port, process.popen, timeout)
+    except RuntimeError as e:
+        raise RuntimeError(f"{process.args[2:4]}: {e}:\n{process.log_tail()}") from e
 
 
 class FakeUpstreamProcess(Process):
