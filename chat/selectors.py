@@ -87,10 +87,6 @@ def message_get_for_user(*, user: AbstractBaseUser, pk: int) -> Message:
         raise Http404("No such message") from None
 
 
-def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.order_by("created_at", "id")
-
-
 def message_page_for_conversation(
     *, conversation: Conversation, before: int | None = None, limit: int = 50
 ) -> tuple[list[Message], int | None]:

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -176,7 +176,6 @@ class PreparedReply:
     history: list[dict[str, str]]
     trimmed: int = 0  # how many old messages did not fit the context
     created_conversation_title: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _context_history(conversation: Conversation, before: Message) -> list[dict[str, str]]:
