@@ -746,4 +746,5 @@ function initChat() {
   if (streaming) follow(streaming);
   scrollToBottom(true);
   if (!streaming && window.matchMedia("(min-width: 800px)").matches) input.focus();
+  app.dataset.ready = "true"; // every handler is bound (tests wait for this)
 }

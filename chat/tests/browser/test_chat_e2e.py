@@ -62,7 +62,14 @@ def sign_up(page: Page) -> str:
     page.get_by_label("Password confirmation").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New chat")
+    wait_for_chat(page)
     return username
+
+
+def wait_for_chat(page: Page) -> None:
+    """The page's script has bound its handlers: typing Enter now sends. (The module
+    script runs after the HTML is shown; a slow machine makes the gap visible.)"""
+    expect(page.locator("#app")).to_have_attribute("data-ready", "true")
 
 
 def message_box(page: Page) -> Locator:
@@ -155,6 +162,7 @@ def test_stop_keeps_the_partial_reply_marked_stopped_also_after_reload(
     assert upstream_request.client_closed.wait(5), "the upstream stream was not closed"
 
     page.reload()
+    wait_for_chat(page)
     reloaded = page.locator("article.msg-reply").last
     expect(reloaded).to_have_attribute("data-status", "stopped")
     expect(reloaded.locator("[data-status-label]")).to_have_text("Stopped")
@@ -171,6 +179,7 @@ def test_another_tab_follows_a_reply_still_being_written(page: Page, app_server:
 
     other_tab = page.context.new_page()
     other_tab.goto(page.url)
+    wait_for_chat(other_tab)
     followed = other_tab.locator("article.msg-reply").last
     expect(followed).to_have_attribute("data-status", "streaming")
     expect(other_tab.get_by_role("button", name="Stop")).to_be_visible()
@@ -208,6 +217,7 @@ def test_switching_models_mid_conversation_keeps_history_and_each_reply_names_it
     assert "Hi! Can you help me with Python?" in [m["content"] for m in sent["messages"]]
 
     page.reload()
+    wait_for_chat(page)
     labels = page.locator("article.msg-reply [data-model-label]")
     expect(labels).to_have_text(
         [
@@ -301,6 +311,7 @@ def test_edit_the_last_message_and_regenerate_the_last_reply(
     expect(regenerated).to_have_count(1)
     expect(regenerated.first).to_contain_text("Cherry.")
     page.reload()
+    wait_for_chat(page)
     expect(page.locator("article.msg")).to_have_count(2)
     expect(page.locator("article.msg-reply")).to_contain_text("Cherry.")
 
@@ -390,6 +401,7 @@ def test_a_long_thread_loads_earlier_messages_on_demand(page: Page, app_server: 
     )
     conversation_id = app_server.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
     page.goto(f"/c/{conversation_id}/")
+    wait_for_chat(page)
     thread = page.get_by_role("log", name="Messages")
     expect(thread.get_by_text("line 119", exact=True)).to_be_visible()
     expect(thread.get_by_text("line 069", exact=True)).to_have_count(0)

@@ -14,7 +14,15 @@ from chat.tests.fakes.openai_fake import install_openai_stream
 from chat.tests.xss_corpus import ALL_IN_ONE, PAYLOADS
 
 from .conftest import STAFF_PASSWORD, STAFF_USERNAME, AppServer
-from .test_chat_e2e import FAKE_1, choose_model, send, sign_up, stream_chunks, wait_until_done
+from .test_chat_e2e import (
+    FAKE_1,
+    choose_model,
+    send,
+    sign_up,
+    stream_chunks,
+    wait_for_chat,
+    wait_until_done,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -64,6 +72,7 @@ def test_stored_hostile_content_runs_nothing_in_the_chat_page(
     username = sign_up(page)
     conversation_id = create_hostile_conversation(app_server, username)
     page.goto(f"/c/{conversation_id}/")
+    wait_for_chat(page)
     thread = page.get_by_role("log", name="Messages")
     # The payloads are shown as text, not run.
     expect(thread.locator("article.msg-user")).to_contain_text("<script>window.__xss = 1</script>")
@@ -99,6 +108,7 @@ def test_hostile_reply_runs_nothing_while_streaming_and_after(
     expect(reply.locator(".md")).to_contain_text("window.__xss = 1")
     assert reply.locator("script, iframe, object, svg, img, style, form, input").count() == 0
     page.reload()
+    wait_for_chat(page)
     expect(page.locator("article.msg-reply").last).to_contain_text("window.__xss = 1")
     assert_nothing_ran(page, dialogs)
 
