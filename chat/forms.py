@@ -10,7 +10,8 @@ from .services import ReplyAction
 
 
 class ReplyForm(forms.Form):
-    """One request for a reply: send a message, edit the last one, or regenerate."""
+    """One request for a reply: send a message, edit the last one, regenerate, retry a
+    failed reply (``reply_id``) or continue a reply cut off (``reply_id``)."""
 
     action = forms.ChoiceField(
         choices=[(a, a) for a in ReplyAction.ALL], required=False, initial=ReplyAction.SEND
@@ -18,6 +19,7 @@ class ReplyForm(forms.Form):
     content = forms.CharField(required=False, strip=False)
     provider = forms.CharField(required=False, max_length=64)
     model = forms.CharField(required=False, max_length=200)
+    reply_id = forms.IntegerField(required=False, min_value=1)
 
     def clean_action(self) -> str:
         return self.cleaned_data.get("action") or ReplyAction.SEND

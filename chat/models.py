@@ -47,8 +47,21 @@ class Message(models.Model):
     class Status(models.TextChoices):
         STREAMING = "streaming", _("streaming")
         COMPLETE = "complete", _("complete")
+        # Text was received but the model did not finish normally: cut by the token
+        # limit, filtered, refused, or the stream ended without a finish reason.
+        INCOMPLETE = "incomplete", _("incomplete")
         ERROR = "error", _("error")
         STOPPED = "stopped", _("stopped")
+
+    class FinishReason(models.TextChoices):
+        """Why a reply ended (the providers' normalised finish reason)."""
+
+        STOP = "stop", _("finished")
+        LENGTH = "length", _("token limit reached")
+        CONTENT_FILTER = "content_filter", _("blocked by the safety filter")
+        REFUSAL = "refusal", _("refused")
+        TOOL_CALLS = "tool_calls", _("tool calls")
+        CUT_OFF = "cut_off", _("cut off")
 
     conversation = models.ForeignKey(
         Conversation,
@@ -65,9 +78,17 @@ class Message(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.COMPLETE
     )
+    # Why the reply ended, as the provider said (blank while streaming, or when unknown).
+    finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True)
+    # The model's reasoning ("thinking"), kept apart: shown collapsed, never sent back.
+    reasoning = models.TextField(_("reasoning"), blank=True)
+    # For people: one plain sentence per kind of fault. For staff and logs: the detail.
     error = models.TextField(_("error"), blank=True)
+    error_kind = models.CharField(_("error kind"), max_length=32, blank=True)
+    error_detail = models.TextField(_("error detail"), blank=True)
     input_tokens = models.PositiveIntegerField(_("input tokens"), null=True, blank=True)
     output_tokens = models.PositiveIntegerField(_("output tokens"), null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(_("reasoning tokens"), null=True, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(
         _("time to first token (ms)"), null=True, blank=True
     )
@@ -86,7 +107,9 @@ class Message(models.Model):
                 condition=models.Q(role__in=["user", "assistant"]), name="msg_role_valid"
             ),
             models.CheckConstraint(
-                condition=models.Q(status__in=["streaming", "complete", "error", "stopped"]),
+                condition=models.Q(
+                    status__in=["streaming", "complete", "incomplete", "error", "stopped"]
+                ),
                 name="msg_status_valid",
             ),
         ]
@@ -97,3 +120,28 @@ class Message(models.Model):
     @property
     def is_reply(self) -> bool:
         return self.role == self.Role.ASSISTANT
+
+    @property
+    def notice(self) -> str:
+        """Why a reply that has text did not finish normally (empty otherwise)."""
+        if self.status != self.Status.INCOMPLETE:
+            return ""
+        from .outcomes import incomplete_notice
+
+        return incomplete_notice(self.finish_reason)
+
+    @property
+    def can_continue(self) -> bool:
+        """A reply cut by the token limit or the connection can be continued."""
+        from .outcomes import CONTINUABLE_REASONS
+
+        return (
+            self.status == self.Status.INCOMPLETE
+            and self.finish_reason in CONTINUABLE_REASONS
+            and bool(self.content.strip())
+        )
+
+    @property
+    def can_retry(self) -> bool:
+        """A failed reply (an error, or filtered/refused/cut) can be tried again."""
+        return self.status in (self.Status.ERROR, self.Status.INCOMPLETE)

@@ -29,14 +29,24 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .dbtext import storable_text
 from .markdown import render_markdown
 from .models import Conversation, Message
+from .outcomes import (
+    CONTINUABLE_REASONS,
+    empty_reply_message,
+    error_for_person,
+    incomplete_notice,
+    unexpected_error_for_person,
+)
 from .providers import (
     PROVIDER_REGISTRY,
     BaseProvider,
     ChatOptions,
     Finish,
+    FinishReason,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
     Usage,
     get_provider,
@@ -162,7 +172,16 @@ class ReplyAction:
     SEND = "send"
     REGENERATE = "regenerate"
     EDIT = "edit"
-    ALL = (SEND, REGENERATE, EDIT)
+    RETRY = "retry"  # answer again the question of a failed reply, in its place
+    CONTINUE = "continue"  # go on with a reply cut by the token limit, in the same reply
+    ALL = (SEND, REGENERATE, EDIT, RETRY, CONTINUE)
+
+
+# Sent as the person's turn when asking a model to go on with a reply cut short.
+CONTINUE_PROMPT = (
+    "Continue exactly where your previous message stopped, without repeating anything "
+    "and without any introduction."
+)
 
 
 @dataclass
@@ -176,24 +195,57 @@ class PreparedReply:
     history: list[dict[str, str]]
     trimmed: int = 0  # how many old messages did not fit the context
     created_conversation_title: str = ""
+    created_conversation: bool = False  # the conversation was created by this send
+    prefix: str = ""  # text the reply already has (Continue appends to it)
+    label: str = ""  # the provider's label, for messages
+    show_detail: bool = False  # the person is staff: errors carry the operator's detail
+
+
+# Replies that go back to a model as context: what the person saw as an answer. A reply
+# cut by the token limit or the connection goes back too (Continue builds on it, and the
+# person may say "go on"); a filtered or refused one does not, nor an error.
+_CONTEXT_REPLY_STATUSES = (Message.Status.COMPLETE, Message.Status.STOPPED)
+_CONTEXT_INCOMPLETE_REASONS = (Message.FinishReason.LENGTH, Message.FinishReason.CUT_OFF)
 
 
 def _context_history(conversation: Conversation, before: Message) -> list[dict[str, str]]:
-    """What the model sees: user turns and the replies people saw (complete or stopped),
-    never errors, never replies still streaming (another tab's)."""
+    """What the model sees, up to and including ``before`` (a user message).
+
+    Replies people saw as answers (see ``_CONTEXT_REPLY_STATUSES``) with their question;
+    never errors, filtered or refused replies, replies still streaming (another tab's),
+    nor the reasoning. A question whose reply failed is left out too once the person has
+    moved on (or asked again): it would reach the model twice, or as two user turns in a
+    row, which some APIs refuse. The result alternates user/assistant and ends with
+    ``before``."""
     rows = (
         conversation.messages.filter(created_at__lte=before.created_at, id__lte=before.id)
-        .exclude(status__in=[Message.Status.ERROR, Message.Status.STREAMING])
         .order_by("created_at", "id")
-        .values_list("role", "content")
+        .values_list("id", "role", "content", "status", "finish_reason")
     )
-    return [{"role": role, "content": content} for role, content in rows if content.strip()]
+    history: list[dict[str, str]] = []
+    pending_question: dict[str, str] | None = None
+    for message_id, role, content, status, finish_reason in rows:
+        if role == Message.Role.USER:
+            # A question not followed by a usable answer is replaced by the next one.
+            pending_question = {"role": "user", "content": content}
+            if message_id == before.id:
+                history.append(pending_question)
+            continue
+        usable = status in _CONTEXT_REPLY_STATUSES or (
+            status == Message.Status.INCOMPLETE and finish_reason in _CONTEXT_INCOMPLETE_REASONS
+        )
+        if usable and content.strip() and pending_question is not None:
+            if pending_question["content"].strip():
+                history.append(pending_question)
+                history.append({"role": "assistant", "content": content})
+            pending_question = None
+    return history
 
 
 def estimate_tokens(text: str) -> int:
     """A cautious token estimate without a tokenizer: about 3 UTF-8 bytes a token
     (real tokenizers average nearer 4 for English), plus a little per message."""
-    return len(text.encode("utf-8")) // 3 + 4
+    return len(text.encode("utf-8", "replace")) // 3 + 4
 
 
 def history_fit(
@@ -232,24 +284,47 @@ def history_fit(
     return kept, len(history) - len(kept)
 
 
+def _clean_content(content: str) -> str:
+    content = storable_text(content).strip()
+    if not content:
+        raise ValidationError(_("The message is empty."))
+    if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ValidationError(
+            _("The message is too long (%(length)d characters; the limit is %(limit)d).")
+            % {"length": len(content), "limit": settings.CHAT_MAX_MESSAGE_CHARS}
+        )
+    return content
+
+
 def reply_prepare(
     *,
-    conversation: Conversation,
+    conversation: Conversation | None,
     action: str,
     content: str = "",
     provider: str = "",
     model: str = "",
+    owner: AbstractBaseUser | None = None,
+    reply_id: int | None = None,
+    show_detail: bool = False,
 ) -> PreparedReply:
-    """Save what must be saved before asking the model, in one short transaction.
+    """Check the request, then save what must be saved before asking the model, in one
+    short transaction. Nothing is written when anything is refused (ValidationError).
 
-    send: a new user message. edit: replace the last user message's text (later
-    messages are removed). regenerate: remove the replies after the last user message.
-    The provider and model (if given) become the conversation's current choice.
-    """
+    ``conversation`` None starts a new conversation for ``owner`` with this message: it
+    is created only once the message passed every check. Actions: send, a new user
+    message; edit, replace the last user message's text (later messages are removed);
+    regenerate, remove the replies after the last user message and answer it again;
+    retry, answer again the question of the failed reply ``reply_id`` in its place (any
+    failed reply, not only the newest); continue, go on with the reply ``reply_id`` cut
+    by the token limit or the connection, appending to its text. The provider and model
+    (if given) become the conversation's current choice."""
     if action not in ReplyAction.ALL:
         raise ValidationError(_("Unknown action."))
-    provider = provider or conversation.provider
-    model = model or conversation.model
+    if conversation is None and (owner is None or action != ReplyAction.SEND):
+        raise ValidationError(_("There is no message to answer yet."))
+    provider = provider or (conversation.provider if conversation else "")
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER
+    model = model or (conversation.model if conversation else "")
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
     provider_obj = get_provider(provider)
@@ -259,70 +334,112 @@ def reply_prepare(
             _("%(label)s is not available: %(reason)s.")
             % {"label": status.label, "reason": status.reason}
         )
+    model = model or (provider_obj.default_model() if conversation is None else "")
     if not model:
         raise ValidationError(_("Choose a model."))
     _check_model(provider_obj, model)
-    options = ChatOptions(
-        system_prompt=conversation.system_prompt,
-        temperature=conversation.temperature,
-        max_tokens=conversation.max_tokens,
-    )
     if action in (ReplyAction.SEND, ReplyAction.EDIT):
-        content = content.strip()
-        if not content:
-            raise ValidationError(_("The message is empty."))
-        if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
-            raise ValidationError(
-                _("The message is too long (%(length)d characters; the limit is %(limit)d).")
-                % {"length": len(content), "limit": settings.CHAT_MAX_MESSAGE_CHARS}
-            )
+        content = _clean_content(content)
+    if action in (ReplyAction.RETRY, ReplyAction.CONTINUE) and not reply_id:
+        raise ValidationError(_("Which reply? The request names none."))
+    context = provider_obj.context_window(model)
 
     with transaction.atomic():
-        conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation is None:
+            conv = Conversation.objects.create(
+                owner=owner, provider=provider, model=model, title=""
+            )
+        else:
+            conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        options = ChatOptions(
+            system_prompt=conv.system_prompt,
+            temperature=conv.temperature,
+            max_tokens=conv.max_tokens,
+        )
         reply_expire_stale(conversation_id=conv.pk)
         now = timezone.now()
+        prefix = ""
+        if conv.messages.filter(status=Message.Status.STREAMING).exists() and action != (
+            ReplyAction.SEND
+        ):
+            raise ValidationError(_("Wait for the current reply to finish, or stop it."))
         if action == ReplyAction.SEND:
             user_message = Message.objects.create(
                 conversation=conv, role=Message.Role.USER, content=content, created_at=now
             )
+            reply = None
+        elif action in (ReplyAction.RETRY, ReplyAction.CONTINUE):
+            reply = conv.messages.filter(pk=reply_id, role=Message.Role.ASSISTANT).first()
+            if reply is None:
+                raise ValidationError(_("That reply is not in this conversation."))
+            user_message = (
+                conv.messages.filter(
+                    role=Message.Role.USER, created_at__lte=reply.created_at, id__lt=reply.id
+                )
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if user_message is None:
+                raise ValidationError(_("There is no message to answer yet."))
+            if action == ReplyAction.RETRY:
+                if reply.status not in (Message.Status.ERROR, Message.Status.INCOMPLETE):
+                    raise ValidationError(_("Only a failed reply can be tried again."))
+            else:
+                if not (
+                    reply.status == Message.Status.INCOMPLETE
+                    and reply.finish_reason in CONTINUABLE_REASONS
+                    and reply.content.strip()
+                ):
+                    raise ValidationError(_("Only a reply that was cut off can be continued."))
+                prefix = reply.content
         else:
             user_message = (
                 conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
             )
             if user_message is None:
                 raise ValidationError(_("There is no message to answer yet."))
-            if conv.messages.filter(
-                status=Message.Status.STREAMING, id__gt=user_message.id
-            ).exists():
-                raise ValidationError(_("Wait for the current reply to finish, or stop it."))
             conv.messages.filter(
                 created_at__gte=user_message.created_at, id__gt=user_message.id
             ).delete()
             if action == ReplyAction.EDIT:
                 user_message.content = content
                 user_message.save(update_fields=["content"])
-        reply = Message.objects.create(
-            conversation=conv,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            provider=provider,
-            model=model,
-            created_at=max(now, user_message.created_at),
-        )
+            reply = None
+        if reply is None:
+            reply = Message.objects.create(
+                conversation=conv,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                provider=provider,
+                model=model,
+                created_at=max(now, user_message.created_at),
+            )
+        else:
+            reply.status = Message.Status.STREAMING
+            reply.provider, reply.model = provider, model
+            reply.error = reply.error_kind = reply.error_detail = reply.finish_reason = ""
+            if action == ReplyAction.RETRY:
+                reply.content = reply.content_html = reply.reasoning = ""
+                reply.input_tokens = reply.output_tokens = reply.reasoning_tokens = None
+            reply.save()
         conv.provider, conv.model, conv.updated_at = provider, model, now
         fields = ["provider", "model", "updated_at"]
         new_title = ""
         if not conv.title:
-            conv.title = new_title = title_from_text(user_message.content)
+            conv.title = new_title = storable_text(title_from_text(user_message.content))
             fields.append("title")
         conv.save(update_fields=fields)
-        context = provider_obj.context_window(model)
         history, trimmed = history_fit(
             _context_history(conv, user_message),
             context_tokens=context,
             reserve_tokens=options.max_tokens or min(1024, context // 4),
             system_prompt=options.system_prompt,
         )
+        if prefix:
+            history += [
+                {"role": "assistant", "content": prefix},
+                {"role": "user", "content": CONTINUE_PROMPT},
+            ]
 
     return PreparedReply(
         conversation_id=conv.pk,
@@ -334,6 +451,10 @@ def reply_prepare(
         history=history,
         trimmed=trimmed,
         created_conversation_title=new_title,
+        created_conversation=conversation is None,
+        prefix=prefix,
+        label=provider_obj.label,
+        show_detail=show_detail,
     )
 
 
@@ -407,23 +528,34 @@ def _save_outcome(
     *,
     text: str,
     status: str,
+    reasoning: str = "",
+    finish_reason: str = "",
     error: str = "",
+    error_kind: str = "",
+    error_detail: str = "",
     usage: Usage | None = None,
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
 ) -> str:
+    """Write a reply's outcome (one UPDATE) and return its sanitized HTML."""
+    text = storable_text(text)
     html = render_markdown(text) if text else ""
     fields: dict[str, Any] = {
         "content": text,
         "content_html": html,
+        "reasoning": storable_text(reasoning),
         "status": status,
-        "error": error,
+        "finish_reason": finish_reason,
+        "error": storable_text(error),
+        "error_kind": error_kind,
+        "error_detail": storable_text(error_detail),
         "time_to_first_token_ms": ttft_ms,
         "duration_ms": duration_ms,
     }
     if usage is not None:
         fields["input_tokens"] = usage.input_tokens
         fields["output_tokens"] = usage.output_tokens
+        fields["reasoning_tokens"] = usage.reasoning_tokens
     Message.objects.filter(pk=reply_id).update(**fields)
     return html
 
@@ -461,7 +593,9 @@ def reply_expire_stale(*, conversation_id: int) -> int:
 
 def _save_checkpoints(texts: dict[int, str]) -> None:
     """Save partial replies still streaming (a finished reply is never overwritten)."""
-    replies = [Message(pk=reply_id, content=text) for reply_id, text in texts.items()]
+    replies = [
+        Message(pk=reply_id, content=storable_text(text)) for reply_id, text in texts.items()
+    ]
     Message.objects.filter(status=Message.Status.STREAMING).bulk_update(
         replies, ["content"], batch_size=500
     )
@@ -513,11 +647,48 @@ async def _watch_stops() -> None:
                 queue.put_nowait(_STOP)
 
 
+def _outcome_of(
+    *,
+    text: str,
+    reasoned: bool,
+    finish: Finish | None,
+    label: str,
+) -> dict[str, str]:
+    """Status, finish reason and the person's message for a stream that ended by itself.
+    Complete only when the provider said the model finished normally; with text but
+    another reason, incomplete (the text kept, the reason shown); with no text, an error
+    that says why."""
+    reason = finish.reason if finish else FinishReason.CUT_OFF
+    detail = finish.detail if finish else ""
+    if text.strip():
+        if finish is not None and finish.is_normal:
+            return {"status": Message.Status.COMPLETE, "finish_reason": reason}
+        return {
+            "status": Message.Status.INCOMPLETE,
+            "finish_reason": reason,
+            "error_detail": detail,
+        }
+    return {
+        "status": Message.Status.ERROR,
+        "finish_reason": reason,
+        "error": empty_reply_message(reason=reason, detail=detail, reasoned=reasoned, label=label),
+        "error_kind": "empty",
+        "error_detail": detail,
+    }
+
+
 async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
     """Relay the provider's reply as SSE bytes and save the outcome. No database
-    connection is held while waiting on the upstream."""
+    connection is held while waiting on the upstream.
+
+    Events: ``start``, then ``delta`` (answer text) and ``reasoning`` (the model's
+    thinking) in order, then one of ``done`` (status complete, incomplete or stopped,
+    with the finish reason and a notice) or ``error``. Whatever goes wrong, in the
+    provider or here, the reply never stays "streaming": it ends as an error with its
+    partial text saved."""
     started = time.monotonic()
-    parts: list[str] = []
+    parts: list[str] = [prepared.prefix] if prepared.prefix else []
+    reasoning_parts: list[str] = []
     usage: Usage | None = None
     finish: Finish | None = None
     first_token_at: float | None = None
@@ -527,6 +698,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     _ACTIVE_STREAMS[prepared.reply_id] = queue
     provider = get_provider(prepared.provider)
+    label = prepared.label or provider.label
     events = provider.stream(prepared.history, prepared.model, prepared.options)
 
     async def pump() -> None:
@@ -546,20 +718,21 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
     def ttft_ms() -> int | None:
         return None if first_token_at is None else int((first_token_at - started) * 1000)
 
-    async def save(status: str, error: str = "") -> str:
+    async def save(status: str, **outcome: str) -> str:
         return await asyncio.shield(
             _save_outcome_patiently(
                 prepared.reply_id,
                 text="".join(parts),
+                reasoning="".join(reasoning_parts),
                 status=status,
-                error=error,
                 usage=usage,
                 ttft_ms=ttft_ms(),
                 duration_ms=elapsed_ms(),
+                **outcome,
             )
         )
 
-    def done_event(status: str, html: str) -> bytes:
+    def done_event(status: str, html: str, finish_reason: str) -> bytes:
         return sse_event(
             "done",
             {
@@ -570,8 +743,44 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 "model": prepared.model,
                 "input_tokens": usage.input_tokens if usage else None,
                 "output_tokens": usage.output_tokens if usage else None,
-                "finish_reason": finish.reason if finish else None,
+                "reasoning_tokens": usage.reasoning_tokens if usage else None,
+                "finish_reason": finish_reason,
+                "notice": incomplete_notice(finish_reason)
+                if status == Message.Status.INCOMPLETE
+                else "",
+                "can_continue": status == Message.Status.INCOMPLETE
+                and finish_reason in CONTINUABLE_REASONS,
             },
+        )
+
+    async def fail(message: str, kind: str, detail: str, finish_reason: str = "") -> bytes:
+        await save(
+            Message.Status.ERROR,
+            error=message,
+            error_kind=kind,
+            error_detail=detail,
+            finish_reason=finish_reason,
+        )
+        data: dict[str, Any] = {
+            "message": message,
+            "message_id": prepared.reply_id,
+            "partial_html": render_markdown(storable_text("".join(parts))),
+        }
+        if prepared.show_detail and detail:
+            data["detail"] = detail
+        return sse_event("error", data)
+
+    def log_failure(kind: str, detail: str, exc: BaseException | None = None) -> None:
+        logger.log(
+            logging.ERROR if exc is not None else logging.WARNING,
+            "reply %s failed: provider=%s model=%s kind=%s conversation=%s: %s",
+            prepared.reply_id,
+            prepared.provider,
+            prepared.model,
+            kind,
+            prepared.conversation_id,
+            detail,
+            exc_info=exc,
         )
 
     pump_task = asyncio.create_task(pump())
@@ -584,10 +793,12 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
             {
                 "message_id": prepared.reply_id,
                 "user_message_id": prepared.user_message_id,
+                "conversation_id": prepared.conversation_id,
                 "provider": prepared.provider,
                 "model": prepared.model,
                 "title": prepared.created_conversation_title,
                 "trimmed": prepared.trimmed,
+                "continuing": bool(prepared.prefix),
             },
         )
         while True:
@@ -597,53 +808,80 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
             except TimeoutError:
                 yield HEARTBEAT
                 continue
-            if isinstance(item, TextDelta):
-                if first_token_at is None:
-                    first_token_at = time.monotonic()
-                parts.append(item.text)
-                yield sse_event("delta", {"text": item.text})
-                now = time.monotonic()
-                if now - last_checkpoint >= checkpoint_every:
-                    last_checkpoint = now
-                    _checkpoint_later(prepared.reply_id, "".join(parts))
-            elif isinstance(item, Usage):
-                usage = item
-            elif isinstance(item, Finish):
-                finish = item
-            elif item is _END:
-                if not "".join(parts).strip():
-                    message = _("%(label)s: the model returned an empty reply") % {
-                        "label": provider.label
-                    }
-                    await save(Message.Status.ERROR, message)
-                    yield sse_event("error", {"message": message, "message_id": prepared.reply_id})
+            try:
+                if isinstance(item, TextDelta):
+                    if not isinstance(item.text, str):
+                        raise TypeError(f"text delta is {type(item.text).__name__}, not str")
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                    text = storable_text(item.text)
+                    parts.append(text)
+                    yield sse_event("delta", {"text": text})
+                    now = time.monotonic()
+                    if now - last_checkpoint >= checkpoint_every:
+                        last_checkpoint = now
+                        _checkpoint_later(prepared.reply_id, "".join(parts))
+                elif isinstance(item, ReasoningDelta):
+                    if not isinstance(item.text, str):
+                        raise TypeError(f"reasoning delta is {type(item.text).__name__}, not str")
+                    if first_token_at is None:
+                        first_token_at = time.monotonic()
+                    thought = storable_text(item.text)
+                    reasoning_parts.append(thought)
+                    yield sse_event("reasoning", {"text": thought})
+                elif isinstance(item, Usage):
+                    usage = item
+                elif isinstance(item, Finish):
+                    finish = item
+                elif item is _END:
+                    outcome = _outcome_of(
+                        text="".join(parts),
+                        reasoned=bool(reasoning_parts) or bool(usage and usage.reasoning_tokens),
+                        finish=finish,
+                        label=label,
+                    )
+                    status = outcome.pop("status")
+                    if status == Message.Status.ERROR:
+                        log_failure(
+                            f"empty:{outcome['finish_reason']}", outcome.get("error_detail", "")
+                        )
+                        yield await fail(
+                            outcome["error"],
+                            outcome["error_kind"],
+                            outcome.get("error_detail", ""),
+                            outcome["finish_reason"],
+                        )
+                        return
+                    html = await save(status, **outcome)
+                    yield done_event(status, html, outcome["finish_reason"])
                     return
-                html = await save(Message.Status.COMPLETE)
-                yield done_event(Message.Status.COMPLETE, html)
-                return
-            elif item is _STOP:
+                elif item is _STOP:
+                    pump_task.cancel()
+                    html = await save(Message.Status.STOPPED)
+                    yield done_event(Message.Status.STOPPED, html, "")
+                    return
+                elif isinstance(item, _Failed):
+                    error = item.error
+                    if isinstance(error, ProviderError):
+                        log_failure(str(error.kind), error.user_message)
+                        message = error_for_person(error, label=label, model=prepared.model)
+                        yield await fail(message, str(error.kind), error.user_message)
+                    else:
+                        detail = f"{type(error).__name__}: {error}"
+                        log_failure("unexpected", detail, error)
+                        yield await fail(
+                            unexpected_error_for_person(label=label), "unexpected", detail
+                        )
+                    return
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                # A bug of ours (or an event we cannot handle): end the reply as an
+                # error with its text, never leave it "streaming".
                 pump_task.cancel()
-                html = await save(Message.Status.STOPPED)
-                yield done_event(Message.Status.STOPPED, html)
-                return
-            elif isinstance(item, _Failed):
-                error = item.error
-                if isinstance(error, ProviderError):
-                    message = error.user_message
-                else:
-                    logger.error("reply %s failed", prepared.reply_id, exc_info=error)
-                    message = _("%(label)s: unexpected error, see the server log") % {
-                        "label": provider.label
-                    }
-                await save(Message.Status.ERROR, message)
-                yield sse_event(
-                    "error",
-                    {
-                        "message": message,
-                        "message_id": prepared.reply_id,
-                        "partial_html": render_markdown("".join(parts)),
-                    },
-                )
+                detail = f"{type(exc).__name__}: {exc}"
+                log_failure("unexpected", detail, exc)
+                yield await fail(unexpected_error_for_person(label=label), "unexpected", detail)
                 return
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away (closed tab, reload, Stop by aborting the request).

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.index, name="index"),
     path("c/new/", views.conversation_new, name="conversation_new"),
+    path("c/new/reply/", views.reply_new, name="reply_new"),
     path("c/<int:pk>/", views.conversation_detail, name="conversation"),
     path("c/<int:pk>/messages/", views.conversation_messages, name="messages"),
     path("c/<int:pk>/reply/", views.reply, name="reply"),

@@ -13,9 +13,7 @@ from urllib.parse import urlencode
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib import messages as flash
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection
 from django.http import (
@@ -37,7 +35,6 @@ from .forms import (
     NewConversationForm,
     RenameForm,
     ReplyForm,
-    SignupForm,
 )
 from .models import Conversation, Message
 from .providers import list_providers
@@ -220,7 +217,20 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """Stream a reply as Server-Sent Events: start, delta..., then done or error."""
+    """Stream a reply as Server-Sent Events: start, delta/reasoning..., then done or
+    error (see ``services.reply_stream``)."""
+    return await _reply(request, pk)
+
+
+@require_POST
+@login_required
+async def reply_new(request: HttpRequest) -> HttpResponseBase:
+    """The first message of a new chat: the conversation is created with the message,
+    and only when the message is accepted (a refused one leaves nothing behind)."""
+    return await _reply(request, None)
+
+
+async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
     user = await request.auser()
     form = ReplyForm(request.POST)
     if not form.is_valid():
@@ -234,7 +244,21 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
             connection.close()
 
     def checked_prepare() -> services.PreparedReply | JsonResponse:
-        conversation = selectors.conversation_get_for_user(user=user, pk=pk)
+        conversation = None
+        if pk is not None:
+            try:
+                conversation = selectors.conversation_get_for_user(user=user, pk=pk)
+            except Http404:
+                return JsonResponse(
+                    {
+                        "error": _(
+                            "This conversation no longer exists: it was deleted, perhaps in "
+                            "another tab. Your message was not sent."
+                        ),
+                        "gone": True,
+                    },
+                    status=404,
+                )
         verdict = ratelimit.hit(
             "reply",
             str(user.pk),
@@ -248,7 +272,12 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
             limited = JsonResponse({"error": message}, status=429)
             limited["Retry-After"] = str(verdict.retry_after)
             return limited
-        return services.reply_prepare(conversation=conversation, **form.cleaned_data)
+        return services.reply_prepare(
+            conversation=conversation,
+            owner=user,
+            show_detail=bool(user.is_staff),
+            **form.cleaned_data,
+        )
 
     try:
         prepared = await sync_to_async(prepare)()
@@ -271,6 +300,12 @@ async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
     )
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
+    if prepared.created_conversation:
+        response["X-Conversation-Id"] = str(prepared.conversation_id)
+        response["X-Conversation-Url"] = reverse(
+            "chat:conversation", args=[prepared.conversation_id]
+        )
+        response["X-Reply-Url"] = reverse("chat:reply", args=[prepared.conversation_id])
     return response
 
 
@@ -310,18 +345,26 @@ class _ClosingStream:
             await self._stream.aclose()
 
 
-def _message_json(message: Message) -> dict[str, Any]:
-    return {
+def _message_json(message: Message, *, staff: bool = False) -> dict[str, Any]:
+    data = {
         "id": message.pk,
         "status": message.status,
         "content": message.content,
         "html": message.content_html,
+        "reasoning": message.reasoning,
+        "finish_reason": message.finish_reason,
+        "notice": message.notice,
+        "can_continue": message.can_continue,
         "error": message.error,
         "provider": message.provider,
         "model": message.model,
         "input_tokens": message.input_tokens,
         "output_tokens": message.output_tokens,
+        "reasoning_tokens": message.reasoning_tokens,
     }
+    if staff and message.error_detail:
+        data["error_detail"] = message.error_detail
+    return data
 
 
 @require_GET
@@ -329,7 +372,7 @@ def _message_json(message: Message) -> dict[str, Any]:
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A reply's current state (the page polls replies still streaming after a reload)."""
     message = selectors.message_get_for_user(user=request.user, pk=pk)
-    return JsonResponse(_message_json(message))
+    return JsonResponse(_message_json(message, staff=request.user.is_staff))
 
 
 @require_POST
@@ -339,62 +382,3 @@ async def message_stop(request: HttpRequest, pk: int) -> HttpResponse:
     message = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
     stopped = await services.reply_stop(reply=message)
     return JsonResponse({"stopping": stopped})
-
-
-class ThrottledLoginView(LoginView):
-    """Django's login, with a pause after repeated failures for one user name or one
-    address (LOGIN_MAX_FAILURES within LOGIN_LOCKOUT_SECONDS)."""
-
-    redirect_authenticated_user = True
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
-
-    def _idents(self) -> list[str]:
-        username = (self.request.POST.get("username") or "").strip().lower()[:150]
-        address = self.request.META.get("REMOTE_ADDR", "")
-        return [f"user:{username}", f"addr:{address}"]
-
-    def _limits(self) -> dict[str, int]:
-        return {"limit": settings.LOGIN_MAX_FAILURES, "window": settings.LOGIN_LOCKOUT_SECONDS}
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        for ident in self._idents():
-            verdict = ratelimit.peek("login", ident, **self._limits())
-            if not verdict.allowed:
-                minutes = max(1, round(verdict.retry_after / 60))
-                form = self.get_form()
-                form.errors.clear()
-                form.add_error(
-                    None,
-                    _("Too many failed sign-in attempts. Try again in %(minutes)d minute(s).")
-                    % {"minutes": minutes},
-                )
-                response = self.render_to_response(self.get_context_data(form=form))
-                response.status_code = 429
-                response["Retry-After"] = str(verdict.retry_after)
-                return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        for ident in self._idents():
-            ratelimit.hit("login", ident, **self._limits())
-        return super().form_invalid(form)
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        window = settings.LOGIN_LOCKOUT_SECONDS
-        ratelimit.clear("login", self._idents()[0], window=window)
-        return super().form_valid(form)
-
-
-def signup(request: HttpRequest) -> HttpResponse:
-    if not settings.ALLOW_SIGNUP:
-        raise Http404("Sign-up is closed")
-    if request.user.is_authenticated:
-        return redirect("chat:index")
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("chat:index")
-    return render(request, "registration/signup.html", {"form": form})

@@ -154,9 +154,10 @@ async def test_provider_error_is_recorded_on_the_message_not_as_a_reply(
     events = await run_reply(conversation, content="Hi")
     kind, data = events[-1]
     assert kind == "error"
-    assert data["message"] == "Anthropic: invalid API key"
+    assert "credentials" in data["message"]
     reply = await Message.objects.aget(pk=data["message_id"])
-    assert (reply.status, reply.error, reply.content) == ("error", "Anthropic: invalid API key", "")
+    assert (reply.status, reply.error, reply.content) == ("error", data["message"], "")
+    assert reply.error_detail == "Anthropic: invalid API key"
     user_messages = await Message.objects.filter(role="user").acount()
     assert user_messages == 1
 
@@ -179,7 +180,8 @@ async def test_errors_are_never_sent_back_as_context(
     await run_reply(conversation, content="first")
     await run_reply(conversation, content="second")
     sent = fake_provider.calls[-1]["messages"]
-    assert sent == [{"role": "user", "content": "first"}, {"role": "user", "content": "second"}]
+    # Neither the failed reply nor its unanswered question goes back to the model.
+    assert sent == [{"role": "user", "content": "second"}]
 
 
 async def test_empty_reply_is_an_error(conversation: Conversation, fake_provider: type) -> None:

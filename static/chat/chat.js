@@ -142,7 +142,9 @@ function initChat() {
   }
 
   function statusLabel(status) {
-    return { streaming: i18n.writing, stopped: i18n.stopped, error: i18n.error }[status] ?? "";
+    return (
+      { streaming: i18n.writing, stopped: i18n.stopped, error: i18n.error, incomplete: i18n.incomplete }[status] ?? ""
+    );
   }
 
   function fromTemplate(id) {
@@ -209,12 +211,70 @@ function initChat() {
   function setReplyHtml(article, html) {
     // `html` is the server's sanitized rendering (markdown.py + nh3): safe as is.
     article.querySelector("[data-content]").innerHTML = html;
+    addCodeCopyButtons(article);
   }
 
-  function setReplyError(article, message) {
+  function replySource(article) {
+    // The reply's Markdown source: what Copy copies (tables keep their pipes, code its
+    // fences, math its LaTeX). While streaming, the text on screen is the source.
+    const streaming = article.querySelector("[data-content] .stream-text");
+    if (streaming && article.dataset.status === "streaming") return streaming.textContent;
+    return article.querySelector("template[data-source]")?.content.textContent ?? "";
+  }
+
+  function setReplySource(article, text) {
+    const source = article.querySelector("template[data-source]");
+    if (source) source.content.replaceChildren(document.createTextNode(text || ""));
+  }
+
+  function addCodeCopyButtons(root) {
+    // "Copy code" on each code block of a reply: the code alone, without the fences.
+    for (const pre of root.querySelectorAll("[data-content] pre")) {
+      if (pre.parentElement?.classList.contains("code-block")) continue;
+      const wrapper = document.createElement("div");
+      wrapper.className = "code-block";
+      pre.replaceWith(wrapper);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "chip code-copy";
+      button.dataset.action = "copy-code";
+      button.textContent = i18n.copyCode;
+      wrapper.append(button, pre);
+    }
+  }
+
+  function setReplyError(article, message, detail) {
     const error = article.querySelector("[data-error]");
     error.textContent = message || "";
     error.hidden = !message;
+    const detailEl = article.querySelector("[data-error-detail]");
+    if (detailEl) {
+      detailEl.textContent = detail || "";
+      detailEl.hidden = !detail;
+    }
+  }
+
+  function setReplyNotice(article, notice) {
+    const el = article.querySelector("[data-notice]");
+    el.textContent = notice || "";
+    el.hidden = !notice;
+  }
+
+  function setReplyActions(article, { canContinue = false, canRetry = false } = {}) {
+    article.querySelector("[data-action=continue]").hidden = !canContinue;
+    article.querySelector("[data-action=retry]").hidden = !canRetry;
+  }
+
+  function appendReasoning(article, text) {
+    const block = article.querySelector("[data-reasoning]");
+    block.hidden = false;
+    block.querySelector("[data-reasoning-text]").append(document.createTextNode(text));
+  }
+
+  function setReasoning(article, text) {
+    const block = article.querySelector("[data-reasoning]");
+    block.querySelector("[data-reasoning-text]").textContent = text || "";
+    block.hidden = !text;
   }
 
   function setReplyTokens(article, input, output) {
@@ -228,6 +288,13 @@ function initChat() {
   function applyMessage(article, message) {
     // A reply's saved state (from /m/<id>/) onto its article.
     if (message.provider) setReplyModel(article, message.provider, message.model);
+    setReasoning(article, message.reasoning);
+    setReplySource(article, message.content);
+    setReplyNotice(article, message.notice);
+    setReplyActions(article, {
+      canContinue: message.can_continue,
+      canRetry: message.status === "error" || message.status === "incomplete",
+    });
     if (message.status === "streaming") {
       const text = streamTextNode(article);
       if (text.data !== message.content) text.data = message.content;
@@ -237,7 +304,7 @@ function initChat() {
       streamTextNode(article).data = message.content;
     }
     setReplyStatus(article, message.status);
-    setReplyError(article, message.error);
+    setReplyError(article, message.error, message.error_detail);
     setReplyTokens(article, message.input_tokens, message.output_tokens);
   }
 
@@ -321,21 +388,38 @@ function initChat() {
     return { provider: value.slice(0, split), model: value.slice(split + 2) };
   }
 
-  async function ensureConversation(choice) {
-    if (state.replyUrl) return true;
-    const response = await postForm(urls.newUrl, choice);
-    if (!response.ok) {
-      showComposerError(await errorText(response));
-      return false;
-    }
-    const data = await response.json();
-    state.conversationId = String(data.id);
-    state.replyUrl = data.reply_url;
-    app.dataset.conversationId = state.conversationId;
-    history.replaceState(null, "", data.url);
-    document.getElementById("settings-form").action = urlFor(urls.settingsUrl, state.conversationId);
+  function adoptConversation(response) {
+    // The first message of a new chat created the conversation (and nothing was created
+    // before the server accepted the message): take its address.
+    const id = response.headers.get("X-Conversation-Id");
+    if (!id) return;
+    state.conversationId = id;
+    state.replyUrl = response.headers.get("X-Reply-Url");
+    app.dataset.conversationId = id;
+    history.replaceState(null, "", response.headers.get("X-Conversation-Url"));
+    document.getElementById("settings-form").action = urlFor(urls.settingsUrl, id);
     document.getElementById("settings-button").hidden = false;
-    return true;
+  }
+
+  async function showRefusal(response) {
+    // The server refused the request; nothing was saved. A conversation deleted in
+    // another tab gets a way out, and leaves the sidebar.
+    let data = null;
+    try {
+      data = await response.clone().json();
+    } catch {
+      data = null;
+    }
+    if (data?.gone) {
+      showComposerError(data.error);
+      const link = document.createElement("a");
+      link.href = urls.indexUrl || "/";
+      link.textContent = i18n.goneLink;
+      composerError.append(" ", link);
+      conversationList?.querySelector(`li[data-conversation-id="${state.conversationId}"]`)?.remove();
+      return;
+    }
+    showComposerError(await errorText(response));
   }
 
   // Ask for a reply. `before` runs once the server accepted the request (2xx) and
@@ -355,13 +439,17 @@ function initChat() {
     let article = null;
     let finished = false;
     try {
-      if (!(await ensureConversation(choice))) return false;
-      const response = await postForm(state.replyUrl, { ...fields, ...choice }, controller.signal);
+      const url = state.replyUrl || urls.newReplyUrl;
+      const response = await postForm(url, { ...fields, ...choice }, controller.signal);
       if (!response.ok) {
-        showComposerError(await errorText(response));
+        await showRefusal(response);
         return false;
       }
+      adoptConversation(response);
       article = before(choice);
+      setReplyNotice(article, "");
+      setReplyError(article, "");
+      setReplyActions(article);
       scrollToBottom(true);
       for await (const { event, data } of readEvents(response)) {
         if (event === "start") {
@@ -376,19 +464,28 @@ function initChat() {
         } else if (event === "delta") {
           streamTextNode(article).appendData(data.text);
           scrollToBottom();
+        } else if (event === "reasoning") {
+          appendReasoning(article, data.text);
+          scrollToBottom();
         } else if (event === "done") {
           finished = true;
+          setReplySource(article, replySource(article));
           if (data.html) setReplyHtml(article, data.html);
           setReplyModel(article, data.provider, data.model);
           setReplyStatus(article, data.status);
+          article.dataset.finishReason = data.finish_reason || "";
+          setReplyNotice(article, data.notice);
+          setReplyActions(article, { canContinue: data.can_continue, canRetry: data.status === "incomplete" });
           setReplyTokens(article, data.input_tokens, data.output_tokens);
           scrollToBottom();
         } else if (event === "error") {
           finished = true;
+          setReplySource(article, replySource(article));
           if (data.partial_html) setReplyHtml(article, data.partial_html);
           else if (!streamTextNode(article).data) article.querySelector("[data-content]").replaceChildren();
           setReplyStatus(article, "error");
-          setReplyError(article, data.message);
+          setReplyError(article, data.message, data.detail);
+          setReplyActions(article, { canRetry: true });
           scrollToBottom();
         }
       }
@@ -465,6 +562,38 @@ function initChat() {
       autosize();
       addUserMessage(text);
       return addReply(choice.provider, choice.model);
+    });
+  }
+
+  function retry(replyArticle) {
+    // Answer again the question of a failed reply, in its place (any failed reply).
+    if (state.busy || !replyArticle.dataset.messageId) return;
+    requestReply({ action: "retry", reply_id: replyArticle.dataset.messageId }, (choice) => {
+      resetReply(replyArticle, choice);
+      return replyArticle;
+    });
+  }
+
+  function resetReply(article, choice) {
+    article.querySelector("[data-content]").replaceChildren();
+    setReasoning(article, "");
+    setReplySource(article, "");
+    setReplyTokens(article, null, null);
+    setReplyModel(article, choice.provider, choice.model);
+    setReplyStatus(article, "streaming");
+  }
+
+  function continueReply(replyArticle) {
+    // Ask the model to go on with a reply cut by the token limit: the new text is
+    // appended to the same reply.
+    if (state.busy || !replyArticle.dataset.messageId) return;
+    const sourceText = replySource(replyArticle);
+    requestReply({ action: "continue", reply_id: replyArticle.dataset.messageId }, (choice) => {
+      replyArticle.querySelector("[data-content]").replaceChildren();
+      streamTextNode(replyArticle).data = sourceText;
+      setReplyModel(replyArticle, choice.provider, choice.model);
+      setReplyStatus(replyArticle, "streaming");
+      return replyArticle;
     });
   }
 
@@ -560,12 +689,22 @@ function initChat() {
   }
 
   async function copyMessage(button) {
+    // The Markdown source of a reply (or the text of a user message), not the rendering.
     const article = button.closest("article.msg");
-    const content = article.querySelector("[data-content]");
-    const ok = await copyText(content.innerText.trim());
+    const text =
+      article.dataset.role === "assistant" ? replySource(article) : article.querySelector("[data-content]").textContent;
+    flashCopied(button, await copyText(text.trim()), i18n.copy);
+  }
+
+  async function copyCode(button) {
+    const code = button.parentElement.querySelector("pre");
+    flashCopied(button, await copyText(code ? code.textContent : ""), i18n.copyCode);
+  }
+
+  function flashCopied(button, ok, label) {
     button.textContent = ok ? i18n.copied : i18n.copyFailed;
     setTimeout(() => {
-      button.textContent = i18n.copy;
+      button.textContent = label;
     }, 1500);
   }
 
@@ -656,6 +795,7 @@ function initChat() {
       const height = thread.scrollHeight;
       link.replaceWith(fragment);
       thread.scrollTop += thread.scrollHeight - height;
+      addCodeCopyButtons(threadInner);
       refreshLastActions();
     } catch {
       link.removeAttribute("aria-disabled");
@@ -675,6 +815,9 @@ function initChat() {
     const article = button.closest("article.msg");
     const action = button.dataset.action;
     if (action === "copy") copyMessage(button);
+    else if (action === "copy-code") copyCode(button);
+    else if (action === "retry") retry(article);
+    else if (action === "continue") continueReply(article);
     else if (action === "regenerate") regenerate(article);
     else if (action === "edit") startEdit(article);
   });
@@ -741,6 +884,7 @@ function initChat() {
   // -- Start ------------------------------------------------------------------------------
 
   autosize();
+  addCodeCopyButtons(threadInner);
   refreshLastActions();
   const streaming = threadInner.querySelector("article.msg-reply[data-status=streaming]");
   if (streaming) follow(streaming);

@@ -12,6 +12,7 @@ from chat.providers.base_provider import (
     ChatOptions,
     Finish,
     ProviderError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     Usage,
@@ -27,6 +28,11 @@ class Script:
     pause: float = 0.0  # seconds between chunks
     error: ProviderError | None = None  # raised after the chunks
     first_delay: float = 0.0
+    reasoning: list[str] = field(default_factory=list)  # ReasoningDelta before the text
+    finish: str | None = "stop"  # None: the stream ends without a finish reason
+    finish_detail: str = ""
+    usage_reasoning: int | None = None  # Usage.reasoning_tokens
+    raw_chunks: list[object] | None = None  # yielded as TextDelta(obj) unchecked (bugs)
 
 
 class FakeProvider(BaseProvider):
@@ -45,15 +51,20 @@ class FakeProvider(BaseProvider):
         try:
             if script.first_delay:
                 await asyncio.sleep(script.first_delay)
+            for thought in script.reasoning:
+                yield ReasoningDelta(thought)
             for chunk in script.chunks:
                 if script.pause:
                     await asyncio.sleep(script.pause)
                 yield TextDelta(chunk)
+            for raw in script.raw_chunks or ():
+                yield TextDelta(raw)  # type: ignore[arg-type]
             if script.error is not None:
                 raise script.error
             if script.usage:
-                yield Usage(*script.usage)
-            yield Finish("stop")
+                yield Usage(*script.usage, reasoning_tokens=script.usage_reasoning)
+            if script.finish is not None:
+                yield Finish(script.finish, script.finish_detail)
         except (asyncio.CancelledError, GeneratorExit):
             type(self).cancelled.append(True)
             raise

@@ -1,0 +1,353 @@
+"""How a reply ends (issue 8): finish reasons, reasoning, empty replies with a reason,
+Continue and Retry, histories every API accepts, text a database refuses, faults of our
+own, and errors worded for people. Service level: run events and database state."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+
+from chat import services
+from chat.models import Conversation, Message
+from chat.providers import AuthenticationError, ProviderTimeoutError, UnavailableError
+from chat.tests.fakes.fake_provider import Script
+from chat.tests.test_services import parse_sse
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def user() -> User:
+    return User.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def conversation(user: User, fake_provider: type) -> Conversation:
+    return Conversation.objects.create(owner=user, provider="fake", model="fake-small")
+
+
+async def run_reply(conversation: Conversation | None, **kwargs: Any) -> list[tuple[str, Any]]:
+    kwargs.setdefault("action", "send")
+    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
+    return parse_sse([chunk async for chunk in services.reply_stream(prepared=prepared)])
+
+
+async def last_reply() -> Message:
+    return await Message.objects.filter(role="assistant").alatest("id")
+
+
+# --- finish reasons ---------------------------------------------------------------------
+
+
+async def test_a_reply_that_ended_normally_is_complete_with_its_finish_reason(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["Done."]))
+    events = await run_reply(conversation, content="Hi")
+    assert events[-1][0] == "done"
+    assert (events[-1][1]["status"], events[-1][1]["finish_reason"]) == ("complete", "stop")
+    reply = await last_reply()
+    assert (reply.status, reply.finish_reason) == ("complete", "stop")
+
+
+async def test_a_stream_without_finish_reason_is_cut_off_not_complete(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["Step 1. Open the", " settings and"], finish=None))
+    events = await run_reply(conversation, content="How?")
+    kind, data = events[-1]
+    assert kind == "done" and data["status"] == "incomplete"
+    assert data["finish_reason"] == "cut_off" and "cut off" in data["notice"]
+    reply = await last_reply()
+    assert (reply.status, reply.finish_reason) == ("incomplete", "cut_off")
+    assert reply.content == "Step 1. Open the settings and"
+    assert reply.can_continue and "cut off" in reply.notice
+
+
+async def test_a_reply_cut_by_the_token_limit_is_stored_and_offers_continue(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["A long answer"], finish="length"))
+    events = await run_reply(conversation, content="Tell me everything")
+    data = events[-1][1]
+    assert (data["status"], data["finish_reason"], data["can_continue"]) == (
+        "incomplete",
+        "length",
+        True,
+    )
+    assert "token limit" in data["notice"]
+    reply = await last_reply()
+    assert (reply.status, reply.finish_reason) == ("incomplete", "length")
+
+
+async def test_continue_appends_to_the_same_reply_with_its_text_as_context(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["The first half"], finish="length"))
+    await run_reply(conversation, content="Tell me everything")
+    cut = await last_reply()
+    fake_provider.scripts.append(Script(chunks=[" and the second half."]))
+    events = await run_reply(conversation, action="continue", reply_id=cut.pk)
+    assert events[0][1]["continuing"] is True
+    deltas = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert deltas == " and the second half."  # only the new text is streamed
+    reply = await Message.objects.aget(pk=cut.pk)
+    assert (reply.status, reply.content) == ("complete", "The first half and the second half.")
+    assert await Message.objects.filter(role="assistant").acount() == 1
+    sent = fake_provider.calls[-1]["messages"]
+    assert sent[:2] == [
+        {"role": "user", "content": "Tell me everything"},
+        {"role": "assistant", "content": "The first half"},
+    ]
+    assert sent[2]["role"] == "user" and "Continue" in sent[2]["content"]
+
+
+async def test_continue_is_refused_for_a_complete_reply(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    await run_reply(conversation, content="Hi")
+    reply = await last_reply()
+    with pytest.raises(ValidationError, match="cut off"):
+        await sync_to_async(services.reply_prepare)(
+            conversation=conversation, action="continue", reply_id=reply.pk
+        )
+    assert (await Message.objects.aget(pk=reply.pk)).status == "complete"
+
+
+# --- empty replies say why ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (Script(chunks=[], finish="content_filter", finish_detail="SAFETY"), "safety filter"),
+        (
+            Script(chunks=[], finish="content_filter", finish_detail="prompt blocked: OTHER"),
+            "blocked the message before the model answered",
+        ),
+        (Script(chunks=[], finish="refusal"), "declined to answer"),
+        (Script(chunks=[], reasoning=["Let me think"], finish="length"), "thinking"),
+        (Script(chunks=[], usage=(5, 256), usage_reasoning=256, finish="length"), "thinking"),
+        (Script(chunks=[], finish="length"), "token limit was reached"),
+        (Script(chunks=[]), "empty reply"),
+    ],
+    ids=["safety", "prompt-blocked", "refusal", "thinking", "thinking-tokens", "length", "empty"],
+)
+async def test_an_empty_reply_says_why(
+    conversation: Conversation, fake_provider: type, script: Script, expected: str
+) -> None:
+    fake_provider.scripts.append(script)
+    events = await run_reply(conversation, content="Hi")
+    kind, data = events[-1]
+    assert kind == "error" and expected in data["message"]
+    reply = await last_reply()
+    assert reply.status == "error" and expected in reply.error
+    assert reply.finish_reason == (script.finish or "")
+
+
+# --- reasoning --------------------------------------------------------------------------
+
+
+async def test_reasoning_is_streamed_and_stored_apart_and_never_sent_back(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(
+        Script(reasoning=["The user greets.", " Greet back."], chunks=["Hello!"])
+    )
+    events = await run_reply(conversation, content="Hi")
+    assert [kind for kind, _ in events] == ["start", "reasoning", "reasoning", "delta", "done"]
+    reply = await last_reply()
+    assert (reply.content, reply.reasoning) == ("Hello!", "The user greets. Greet back.")
+    await run_reply(conversation, content="And?")
+    sent = fake_provider.calls[-1]["messages"]
+    assert sent == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And?"},
+    ]
+
+
+# --- histories --------------------------------------------------------------------------
+
+
+async def test_a_question_whose_reply_failed_is_not_sent_again_when_asked_again(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["Par"], error=UnavailableError()))
+    await run_reply(conversation, content="What is the capital of France?")
+    await run_reply(conversation, content="What is the capital of France?")
+    assert fake_provider.calls[-1]["messages"] == [
+        {"role": "user", "content": "What is the capital of France?"}
+    ]
+
+
+async def test_history_alternates_after_failed_filtered_and_empty_replies(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts += [
+        Script(chunks=["Paris."]),
+        Script(chunks=["Par"], error=UnavailableError()),
+        Script(chunks=["partial"], finish="content_filter"),
+        Script(chunks=[]),
+        Script(chunks=["ok"]),
+    ]
+    for question in ("q1", "q2", "q3", "q4", "q5"):
+        await run_reply(conversation, content=question)
+    sent = fake_provider.calls[-1]["messages"]
+    assert sent == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "q5"},
+    ]
+    roles = [m["role"] for m in sent]
+    assert all(a != b for a, b in itertools.pairwise(roles))
+
+
+async def test_retry_answers_an_older_failed_reply_in_its_place(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts += [
+        Script(chunks=["Par"], error=UnavailableError()),
+        Script(chunks=["Four."]),
+        Script(chunks=["Paris."]),
+    ]
+    await run_reply(conversation, content="Capital of France?")
+    failed = await last_reply()
+    await run_reply(conversation, content="2+2?")
+    events = await run_reply(conversation, action="retry", reply_id=failed.pk)
+    assert events[-1][1]["message_id"] == failed.pk
+    retried = await Message.objects.aget(pk=failed.pk)
+    assert (retried.status, retried.content, retried.error) == ("complete", "Paris.", "")
+    assert fake_provider.calls[-1]["messages"] == [
+        {"role": "user", "content": "Capital of France?"}
+    ]
+    assert await Message.objects.filter(role="assistant").acount() == 2
+
+
+async def test_retry_is_refused_for_a_complete_reply_and_another_conversation(
+    conversation: Conversation, fake_provider: type, user: User
+) -> None:
+    await run_reply(conversation, content="Hi")
+    reply = await last_reply()
+    with pytest.raises(ValidationError, match="failed"):
+        await sync_to_async(services.reply_prepare)(
+            conversation=conversation, action="retry", reply_id=reply.pk
+        )
+    other = await Conversation.objects.acreate(owner=user, provider="fake", model="fake-small")
+    with pytest.raises(ValidationError, match="not in this conversation"):
+        await sync_to_async(services.reply_prepare)(
+            conversation=other, action="retry", reply_id=reply.pk
+        )
+
+
+# --- text a database refuses ------------------------------------------------------------
+
+
+async def test_a_reply_with_nul_characters_is_saved_without_them(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["before\u0000after", " \ud800end"]))
+    events = await run_reply(conversation, content="Hi\u0000 there")
+    assert events[-1][0] == "done"
+    reply = await last_reply()
+    assert (reply.status, reply.content) == ("complete", "beforeafter end")
+    question = await Message.objects.aget(role="user")
+    assert question.content == "Hi there"
+    conversation = await Conversation.objects.aget(pk=conversation.pk)
+    assert "\x00" not in conversation.title
+
+
+# --- faults of our own never leave a reply streaming --------------------------------------
+
+
+async def test_a_bad_event_from_a_provider_ends_the_reply_as_an_error_with_its_text(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["Hello"], raw_chunks=[["not", "text"]]))
+    events = await run_reply(conversation, content="Hi")
+    assert events[-1][0] == "error"
+    reply = await last_reply()
+    assert (reply.status, reply.content, reply.error_kind) == ("error", "Hello", "unexpected")
+    assert "TypeError" in reply.error_detail and "TypeError" not in reply.error
+    # The conversation is not blocked: the next message goes through.
+    await run_reply(conversation, content="again")
+    assert (await last_reply()).status == "complete"
+
+
+# --- errors for people, details for operators ----------------------------------------------
+
+
+async def test_people_get_a_plain_error_and_staff_the_detail(
+    conversation: Conversation, fake_provider: type, caplog: pytest.LogCaptureFixture
+) -> None:
+    detail = "invalid API key (check OPENAI_API_KEY)"
+    fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
+    with caplog.at_level(logging.WARNING, logger="chat.services"):
+        events = await run_reply(conversation, content="Hi")
+    data = events[-1][1]
+    assert "OPENAI_API_KEY" not in data["message"] and "credentials" in data["message"]
+    assert "detail" not in data
+    reply = await last_reply()
+    assert "OPENAI_API_KEY" in reply.error_detail and reply.error_kind == "authentication"
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1
+    line = failures[0].getMessage()
+    for part in ("provider=fake", "model=fake-small", "kind=authentication"):
+        assert part in line
+    assert f"conversation={conversation.pk}" in line
+
+    fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
+    events = await run_reply(conversation, content="Hi", show_detail=True)
+    assert "OPENAI_API_KEY" in events[-1][1]["detail"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnavailableError("the connection to 127.0.0.1:18997 was lost"),
+        ProviderTimeoutError("no answer from 10.1.2.3:8000 within 60 s"),
+    ],
+    ids=["dropped", "timeout"],
+)
+async def test_people_never_see_internal_addresses(
+    conversation: Conversation, fake_provider: type, error: Exception
+) -> None:
+    # After some text: a failure before the first token would be retried.
+    fake_provider.scripts.append(Script(chunks=["Hal"], error=error))
+    events = await run_reply(conversation, content="Hi")
+    message = events[-1][1]["message"]
+    assert "127.0.0.1" not in message and "10.1.2.3" not in message
+    assert message.startswith("Fake ")
+
+
+# --- nothing is created when nothing is sent ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"content": "x" * 50}, {"content": "hi", "model": "no-such-model"}, {"content": "  "}],
+    ids=["too-long", "unknown-model", "empty"],
+)
+def test_a_refused_first_message_creates_no_conversation(
+    user: User, fake_provider: type, settings: Any, kwargs: dict[str, Any]
+) -> None:
+    settings.CHAT_MAX_MESSAGE_CHARS = 20
+    with pytest.raises(ValidationError):
+        services.reply_prepare(
+            conversation=None, owner=user, action="send", provider="fake", **kwargs
+        )
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
+async def test_the_first_message_creates_the_conversation(user: User, fake_provider: type) -> None:
+    events = await run_reply(None, owner=user, content="Hello there", provider="fake")
+    conversation = await Conversation.objects.aget(owner=user)
+    assert events[0][1]["conversation_id"] == conversation.pk
+    assert conversation.title == "Hello there"
+    assert await conversation.messages.acount() == 2
