@@ -48,6 +48,16 @@ async function errorText(response) {
   return `${response.status} ${response.statusText}`.trim();
 }
 
+// The base direction of a text by its first strong character (UAX #9, rule P2), skipping
+// code and links; the same rule as chat/textdir.py on the server.
+const RTL_SCRIPT = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}\p{Script=Samaritan}\p{Script=Mandaic}\p{Script=Adlam}]/u;
+
+function textDirection(text) {
+  const prose = text.slice(0, 2000).replace(/```[\s\S]*?(```|$)|`[^`]*`|https?:\/\/\S+/g, " ");
+  const first = prose.match(/\p{L}/u);
+  return first && RTL_SCRIPT.test(first[0]) ? "rtl" : "ltr";
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -167,6 +177,7 @@ function initChat() {
     removeEmptyState();
     const article = fromTemplate("tpl-user-message");
     article.querySelector("[data-content]").textContent = text;
+    article.querySelector("[data-content]").dir = textDirection(text);
     threadInner.append(article);
     return article;
   }
@@ -225,14 +236,15 @@ function initChat() {
   function setReplySource(article, text) {
     const source = article.querySelector("template[data-source]");
     if (source) source.content.replaceChildren(document.createTextNode(text || ""));
+    if (text) article.querySelector("[data-content]").dir = textDirection(text);
   }
 
   function addCodeCopyButtons(root) {
     // "Copy code" on each code block of a reply: the code alone, without the fences.
     for (const pre of root.querySelectorAll("[data-content] pre")) {
-      if (pre.parentElement?.classList.contains("code-block")) continue;
+      if (pre.parentElement?.classList.contains("code-wrap")) continue;
       const wrapper = document.createElement("div");
-      wrapper.className = "code-block";
+      wrapper.className = "code-wrap";
       pre.replaceWith(wrapper);
       const button = document.createElement("button");
       button.type = "button";
@@ -268,7 +280,9 @@ function initChat() {
   function appendReasoning(article, text) {
     const block = article.querySelector("[data-reasoning]");
     block.hidden = false;
-    block.querySelector("[data-reasoning-text]").append(document.createTextNode(text));
+    const body = block.querySelector("[data-reasoning-text]");
+    body.append(document.createTextNode(text));
+    if (body.textContent.length < 400) body.dir = textDirection(body.textContent);
   }
 
   function setReasoning(article, text) {
@@ -462,7 +476,9 @@ function initChat() {
           upsertSidebarEntry(state.conversationId, data.title);
           if (state.stopRequested) requestStop();
         } else if (event === "delta") {
-          streamTextNode(article).appendData(data.text);
+          const node = streamTextNode(article);
+          node.appendData(data.text);
+          if (node.length < 400) article.querySelector("[data-content]").dir = textDirection(node.data);
           scrollToBottom();
         } else if (event === "reasoning") {
           appendReasoning(article, data.text);
