@@ -3,6 +3,14 @@
 The SDK 2.x speaks API version 2026-10-21: it sends the key as ``Authorization: Bearer``,
 and that API version has no sampling parameters (``temperature``, ``top_p``, ``top_k``
 are rejected with a 400 even at their default values), so a temperature is not sent.
+
+Wire format (https://platform.claude.com/docs/en/build-with-claude/streaming):
+``POST /v1/messages`` with ``stream: true`` answers named Server-Sent Events:
+``message_start`` (input usage), any number of ``ping``, per content block
+``content_block_start`` / ``content_block_delta`` (``text_delta``, ``thinking_delta``,
+``signature_delta``, ``input_json_delta``, ``citations_delta``) / ``content_block_stop``,
+then ``message_delta`` (``stop_reason``, ``stop_details``, cumulative usage) and
+``message_stop``. An ``error`` event (``overloaded_error``...) may come at any point.
 """
 
 from __future__ import annotations
@@ -16,15 +24,19 @@ from .base_provider import (
     BaseProvider,
     ChatOptions,
     Finish,
+    FinishReason,
     Message,
     ModelNotFoundError,
     NotConfiguredError,
+    PermissionDeniedError,
     ProviderError,
     ProviderTimeoutError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
     Usage,
+    clean_upstream_message,
     error_for_status,
     merge_consecutive,
     parse_retry_after,
@@ -43,13 +55,18 @@ DEFAULT_MAX_TOKENS = 16_000
 # turn: dropping it would lose what the user's next message answers ("What's your name?").
 OPENING_USER_TURN = "[conversation start]"
 
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "refusal": "content_filter",
-    "tool_use": "tool_calls",
+# ...and the last turn to be the user's too: current models reject an assistant turn at
+# the end (a "prefill") with a 400. A history that ends with the model's own words (a
+# reply cut off that the person wants continued) gets this stand-in user turn after it.
+CONTINUE_USER_TURN = "[continue]"
+
+_FINISH_REASONS: dict[str, str] = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "refusal": FinishReason.REFUSAL,
+    "tool_use": FinishReason.TOOL_CALLS,
 }
 
 # The HTTP status of each error type, for errors that arrive inside a 200 stream.
@@ -70,20 +87,35 @@ _STATUS_OF_ERROR_TYPE = {
 def _map_messages(
     messages: Sequence[Message], system_prompt: str = ""
 ) -> tuple[str, list[dict[str, str]]]:
-    """OpenAI-shaped messages -> (system text, Anthropic turns). System messages go to the
-    separate ``system`` field; blank turns are dropped (the API rejects empty text);
-    consecutive same-role turns are merged (the API wants alternation); a leading
-    assistant turn gets ``OPENING_USER_TURN`` before it."""
+    """OpenAI-shaped messages -> (system text, Anthropic turns), valid for the Messages
+    API whatever the stored history looks like after failed, stopped or empty replies:
+
+    * system messages go to the separate ``system`` field (the options' prompt first);
+    * blank turns are dropped: the API rejects empty text ("all messages must have
+      non-empty content");
+    * consecutive turns of one role are merged, separated by a blank line, so that
+      [user, user] (a reply that failed and was left out) or [user, empty reply, user]
+      goes through with both questions: earlier API versions reject them ("roles must
+      alternate"), current ones combine them the same way;
+    * a leading assistant turn gets ``OPENING_USER_TURN`` before it ("first message must
+      use the user role");
+    * a trailing assistant turn gets ``CONTINUE_USER_TURN`` after it (current models
+      reject a final assistant turn: "This model does not support assistant message
+      prefill").
+    """
     system, turns = split_system(messages, system_prompt)
     turns = merge_consecutive([t for t in turns if t["content"].strip()])
     if turns and turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
+    if turns and turns[-1]["role"] == "assistant":
+        turns.append({"role": "user", "content": CONTINUE_USER_TURN})
     return system, turns
 
 
 def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
     """The keyword arguments of ``client.messages.create`` (without ``stream``).
-    ``options.temperature`` is not sent: API version 2026-10-21 rejects it."""
+    ``options.temperature`` is not sent: API version 2026-10-21 rejects it. Raises
+    BadRequestError when no turn has text."""
     system, turns = _map_messages(messages, options.system_prompt)
     if not turns:
         raise BadRequestError("there is no message to answer")
@@ -98,9 +130,33 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
 
 
 def _finish_reason(stop_reason: str | None) -> str:
+    """Anthropic's ``stop_reason`` in the project's words (``FinishReason``); a reason
+    with no equivalent (``pause_turn``) is kept as it is. ``None`` (``message_stop``
+    without a ``message_delta`` reason) counts as a normal stop."""
     if not stop_reason:
-        return "stop"
+        return FinishReason.STOP
     return _FINISH_REASONS.get(stop_reason, stop_reason)
+
+
+def _finish(stop_reason: str | None, stop_details: Any = None) -> Finish:
+    """The Finish event for a ``message_delta``'s ``stop_reason`` and ``stop_details``.
+    ``detail`` says more when Anthropic does: the refusal's policy category and
+    explanation ("cyber: ..."), or that the context window, not max_tokens, was the
+    limit (``model_context_window_exceeded``)."""
+    detail = ""
+    if stop_reason == "model_context_window_exceeded":
+        detail = stop_reason
+    said = [
+        str(value)
+        for value in (
+            getattr(stop_details, "category", None),
+            getattr(stop_details, "explanation", None),
+        )
+        if value
+    ]
+    if said:
+        detail = clean_upstream_message(": ".join(said))
+    return Finish(_finish_reason(stop_reason), detail)
 
 
 class AnthropicProvider(BaseProvider):
@@ -113,6 +169,10 @@ class AnthropicProvider(BaseProvider):
     default_models = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5")
     # The API has no temperature any more (see the module docstring); the UI may hide it.
     supports_temperature: ClassVar[bool] = False
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """Claude takes no temperature through this API version (see the docstring)."""
+        return {"temperature": "Claude models use their own temperature here"}
 
     def _client(self) -> Any:
         """A fresh SDK client: its connection pool belongs to the running event loop, and
@@ -130,47 +190,61 @@ class AnthropicProvider(BaseProvider):
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
+        """Text deltas, thinking as ReasoningDelta, then Usage and Finish once the API
+        said why it stopped. A stream that ends without a ``stop_reason`` or
+        ``message_stop`` yields no Finish (``BaseProvider.stream`` marks it cut off).
+        Raises ProviderError (an ``error`` event, HTTP errors, transport errors)."""
         import anthropic
         import httpx2
 
         request = _build_request(messages, model, options)
         client = self._client()
-        input_tokens = output_tokens = 0
+        usage = _UsageCounter()
         stop_reason: str | None = None
-        finished = False
+        stop_details: Any = None
+        stopped = False  # message_stop arrived
+        received = False  # text or thinking arrived
         try:
             stream = await client.messages.create(**request, stream=True)
             # The context manager closes the HTTP response however we leave: end of
             # stream, error, or the consumer stopping (aclose / cancellation).
             async with stream:
                 async for event in stream:
-                    if event.type == "message_start":
-                        usage = getattr(event.message, "usage", None)
-                        input_tokens = _total_input_tokens(usage)
-                        output_tokens = getattr(usage, "output_tokens", None) or 0
-                    elif event.type == "content_block_delta":
-                        # Only text reaches the reply: thinking and signatures do not.
-                        if event.delta.type == "text_delta" and event.delta.text:
-                            yield TextDelta(event.delta.text)
-                    elif event.type == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        # Its usage is cumulative; input_tokens only in newer replies.
-                        usage = getattr(event, "usage", None)
-                        output_tokens = getattr(usage, "output_tokens", None) or output_tokens
-                        if getattr(usage, "input_tokens", None) is not None:
-                            input_tokens = _total_input_tokens(usage)
-                    elif event.type == "message_stop":
-                        finished = True
-        except (anthropic.AnthropicError, httpx2.HTTPError) as e:
-            raise self._map_error(e, model=model) from e
-        except ValueError as e:  # an event that is not JSON
-            raise UnavailableError("the service sent a malformed reply", provider=self.label) from e
+                    kind = getattr(event, "type", None)
+                    if kind == "message_start":
+                        usage.add(getattr(event.message, "usage", None))
+                    elif kind == "content_block_start":
+                        # A block may open with text already in it; a redacted_thinking
+                        # block has none to show (its data is encrypted).
+                        piece = _block_text(getattr(event, "content_block", None))
+                        if piece is not None:
+                            received = True
+                            yield piece
+                    elif kind == "content_block_delta":
+                        piece = _delta_text(getattr(event, "delta", None))
+                        if piece is not None:
+                            received = True
+                            yield piece
+                    elif kind == "message_delta":
+                        delta = getattr(event, "delta", None)
+                        stop_reason = getattr(delta, "stop_reason", None) or stop_reason
+                        stop_details = getattr(delta, "stop_details", None) or stop_details
+                        usage.add(getattr(event, "usage", None))
+                    elif kind == "message_stop":
+                        stopped = True
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as e:
+            error = self._map_error(e, model=model)
+            if stop_reason is None:
+                raise error from e
+            # The API had said why it stopped; only the end of the stream got lost.
+            logger.info("%s: stream ended uncleanly after its stop (%s)", self.name, error.kind)
         finally:
             await client.close()
-        if not finished:
-            raise UnavailableError("the reply was cut off", provider=self.label)
-        yield Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        yield Finish(_finish_reason(stop_reason))
+        finished = stopped or stop_reason is not None
+        if usage.seen and (finished or received):
+            yield usage.event()
+        if finished:
+            yield _finish(stop_reason, stop_details)
 
     async def fetch_models(self) -> list[str]:
         """Model ids from ``GET /v1/models`` (newest first), without retired ones."""
@@ -192,7 +266,11 @@ class AnthropicProvider(BaseProvider):
             await client.close()
 
     def _map_error(self, e: BaseException, *, model: str = "") -> ProviderError:
-        """The ProviderError for an SDK (or transport) exception."""
+        """The ProviderError for an SDK, transport or parsing exception: an HTTP error
+        or an ``error`` event by its status (an event's type gives the status it would
+        have had: ``overloaded_error`` is 529, unavailable), a credit problem
+        (``billing_error``) as permission, timeouts as timeout, anything unreadable as
+        unavailable."""
         import anthropic
         import httpx2
 
@@ -205,6 +283,14 @@ class AnthropicProvider(BaseProvider):
             if status == 401:
                 message = ""  # the default "invalid API key"; never echo key details
             retry_after = parse_retry_after(e.response.headers)
+            if status == 402 or error_type == "billing_error":
+                return PermissionDeniedError(
+                    clean_upstream_message(message) or "the account has no credit left",
+                    provider=self.label,
+                    status_code=status,
+                )
+            if error_type == "timeout_error":
+                return ProviderTimeoutError(provider=self.label, status_code=status)
             error = error_for_status(status, message, provider=self.label, retry_after=retry_after)
             if isinstance(error, ModelNotFoundError) and model:
                 error = ModelNotFoundError(
@@ -217,12 +303,62 @@ class AnthropicProvider(BaseProvider):
             return UnavailableError("could not reach the service", provider=self.label)
         if isinstance(e, httpx2.TransportError):  # while reading the stream
             return UnavailableError("the connection dropped mid-reply", provider=self.label)
+        if isinstance(e, (ValueError, anthropic.APIResponseValidationError)):
+            # An event that is not JSON, or JSON the SDK's models reject.
+            return UnavailableError("the service sent a malformed reply", provider=self.label)
         return UnavailableError(provider=self.label)
 
 
-def _total_input_tokens(usage: Any) -> int:
-    """Input tokens including the cached ones (the API reports them apart)."""
-    return sum(
-        getattr(usage, name, None) or 0
-        for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
+def _block_text(block: Any) -> TextDelta | ReasoningDelta | None:
+    """The text a ``content_block_start`` opens with, if any (usually none)."""
+    kind = getattr(block, "type", None)
+    if kind == "text" and getattr(block, "text", None):
+        return TextDelta(block.text)
+    if kind == "thinking" and getattr(block, "thinking", None):
+        return ReasoningDelta(block.thinking)
+    return None
+
+
+def _delta_text(delta: Any) -> TextDelta | ReasoningDelta | None:
+    """The reply text (``text_delta``) or reasoning (``thinking_delta``) in a block delta;
+    None for the rest (signatures, tool input, citations), which people do not read."""
+    kind = getattr(delta, "type", None)
+    if kind == "text_delta" and getattr(delta, "text", None):
+        return TextDelta(delta.text)
+    if kind == "thinking_delta" and getattr(delta, "thinking", None):
+        return ReasoningDelta(delta.thinking)
+    return None
+
+
+class _UsageCounter:
+    """Usage from ``message_start`` and the cumulative ``message_delta`` counts: input
+    including cached tokens (reported apart), output including thinking, and the
+    thinking part when the API breaks it out (``output_tokens_details``)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.reasoning_tokens: int | None = None
+
+    def add(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.seen = True
+        if getattr(usage, "input_tokens", None) is not None:
+            self.input_tokens = sum(
+                getattr(usage, name, None) or 0
+                for name in (
+                    "input_tokens",
+                    "cache_creation_input_tokens",
+                    "cache_read_input_tokens",
+                )
+            )
+        self.output_tokens = getattr(usage, "output_tokens", None) or self.output_tokens
+        details = getattr(usage, "output_tokens_details", None)
+        thinking = getattr(details, "thinking_tokens", None)
+        if isinstance(thinking, int):
+            self.reasoning_tokens = thinking
+
+    def event(self) -> Usage:
+        return Usage(self.input_tokens, self.output_tokens, self.reasoning_tokens)

@@ -4,6 +4,15 @@ The SDK posts to ``{base}/{version}/models/{model}:streamGenerateContent?alt=sse
 the key in the ``x-goog-api-key`` header. Gemini takes the system prompt apart
 (``system_instruction``), calls the assistant ``model`` and wants user and model turns
 to alternate. The SDK is imported lazily: without it this provider is merely unusable.
+
+Wire format (https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent):
+each ``data:`` event is a whole ``GenerateContentResponse``. ``candidates[0].content.parts``
+carry the text (``"thought": true`` parts are thought summaries); ``finishReason`` comes on
+the last candidate only, often with no content (the SDK passes its ``finishMessage`` on for
+Vertex only); ``usageMetadata`` (``thoughtsTokenCount`` apart from ``candidatesTokenCount``)
+may come on every event or on the last only; a blocked prompt is
+``promptFeedback.blockReason`` with no candidates. There is no end marker: a stream without
+any ``finishReason`` was cut.
 """
 
 from __future__ import annotations
@@ -24,10 +33,12 @@ from .base_provider import (
     BaseProvider,
     ChatOptions,
     Finish,
+    FinishReason,
     Message,
     NotConfiguredError,
     ProviderError,
     ProviderTimeoutError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
@@ -45,7 +56,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ROLES = {"user": "user", "assistant": "model"}
-_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+_FINISH_REASONS: dict[str, str] = {
+    "STOP": FinishReason.STOP,
+    "MAX_TOKENS": FinishReason.LENGTH,
+    # The per-request token limit with more to say (the SDK's automatic continuation is
+    # off, as retries belong to BaseProvider.stream): the reply is cut by a limit.
+    "CONTINUATION": FinishReason.LENGTH,
+}
+# Finish reasons that mean a filter (safety, recitation, blocklists, policy) stopped it.
 _CONTENT_FILTER_REASONS = frozenset(
     {
         "SAFETY",
@@ -55,24 +73,50 @@ _CONTENT_FILTER_REASONS = frozenset(
         "SPII",
         "IMAGE_SAFETY",
         "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+        "MODEL_ARMOR",
+        "ESCALATION",
+        "PUP_LIMITED_DISABLED",
     }
 )
+_UNSPECIFIED = frozenset({"", "FINISH_REASON_UNSPECIFIED", "BLOCKED_REASON_UNSPECIFIED"})
 # A base URL may end in the API version (".../v1beta"); the SDK wants it apart.
 _VERSION_SEGMENT = re.compile(r"v\d+(?:(?:alpha|beta)\d*)?")
 _RETRY_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+# Gemini wants the first and the last turn to be the user's ("Please ensure that
+# multiturn requests ends with a user role or a function response"). A history that
+# opens with the model's words (the app's greeting) keeps them after this stand-in...
+OPENING_USER_TURN = "[conversation start]"
+# ...and one that ends with them (a cut reply the person wants continued) gets this.
+CONTINUE_USER_TURN = "[continue]"
 
 
 def _map_messages(
     messages: Sequence[Message], system_prompt: str = ""
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The system instruction and Gemini ``contents`` for OpenAI-shaped messages: system
-    messages join the system instruction, "assistant" becomes "model", blank turns are
-    dropped (Gemini rejects empty text) and consecutive turns of one role are merged."""
+    """The system instruction and Gemini ``contents`` for OpenAI-shaped messages, valid
+    whatever the stored history looks like after failed, stopped or empty replies:
+
+    * system messages join the system instruction (the options' prompt first);
+    * "assistant" becomes "model";
+    * blank turns are dropped: Gemini rejects a part without text ("required oneof field
+      'data' must have one initialized field");
+    * consecutive turns of one role are merged, separated by a blank line ("Please ensure
+      that multiturn requests alternate between user and model"), so [user, user] (a
+      failed reply left out) and [user, empty reply, user] go through with both texts;
+    * a leading model turn gets ``OPENING_USER_TURN`` before it and a trailing one
+      ``CONTINUE_USER_TURN`` after it (requests must start and end with the user).
+
+    Raises BadRequestError when no turn has text."""
     system, turns = split_system(messages, system_prompt)
-    turns = [turn for turn in turns if turn["content"].strip()]
+    turns = merge_consecutive([turn for turn in turns if turn["content"].strip()])
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
+    if turns and turns[-1]["role"] == "assistant":
+        turns.append({"role": "user", "content": CONTINUE_USER_TURN})
     contents = [
-        {"role": _ROLES[turn["role"]], "parts": [{"text": turn["content"]}]}
-        for turn in merge_consecutive(turns)
+        {"role": _ROLES[turn["role"]], "parts": [{"text": turn["content"]}]} for turn in turns
     ]
     if not contents:
         raise BadRequestError("there is no message to answer")
@@ -82,9 +126,15 @@ def _map_messages(
 def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
     """Keyword arguments for ``client.aio.models.generate_content_stream``."""
     system, contents = _map_messages(messages, options.system_prompt)
-    # The SDK would otherwise reconnect a broken stream by itself (retries belong to
-    # BaseProvider.stream, before the first token only).
-    config: dict[str, Any] = {"automatic_continuation": False}
+    config: dict[str, Any] = {
+        # The SDK would otherwise reconnect a broken stream by itself (retries belong to
+        # BaseProvider.stream, before the first token only).
+        "automatic_continuation": False,
+        # No tools are declared, so automatic function calling has nothing to do; left
+        # on, the SDK runs its loop and logs "AFC is enabled" (google_genai.models, INFO)
+        # on every call.
+        "automatic_function_calling": {"disable": True},
+    }
     if system:
         config["system_instruction"] = system
     if options.temperature is not None:
@@ -105,12 +155,58 @@ def is_text_chat_model(name: str) -> bool:
     return not any(marker in model_id for marker in _NON_CHAT_MARKERS)
 
 
-def _finish_reason(reason: Any) -> str:
-    """Gemini's finishReason in the project's words."""
-    name = str(getattr(reason, "value", reason) or "").upper()
+def _enum_name(value: Any) -> str:
+    """The upper-case name of an SDK enum value (or of a raw string the SDK passed on)."""
+    return str(getattr(value, "value", value) or "").upper()
+
+
+def _finish_reason(reason: Any) -> str | None:
+    """Gemini's finishReason in the project's words (``FinishReason``), its own word in
+    lower case when nothing fits ("malformed_function_call"), None when it is unset."""
+    name = _enum_name(reason)
+    if name in _UNSPECIFIED:
+        return None
     if name in _CONTENT_FILTER_REASONS:
-        return "content_filter"
-    return _FINISH_REASONS.get(name, name.lower() or "stop")
+        return FinishReason.CONTENT_FILTER
+    return _FINISH_REASONS.get(name, name.lower())
+
+
+def _finish(reason: Any, message: str | None = None) -> Finish | None:
+    """The Finish for a candidate's ``finishReason`` and ``finishMessage``, None when the
+    candidate has not finished. ``detail`` keeps Gemini's own reason when the project's
+    word says less ("SAFETY", "RECITATION", "CONTINUATION"), with its message if any."""
+    word = _finish_reason(reason)
+    if word is None:
+        return None
+    name = _enum_name(reason)
+    said = [] if word == FinishReason.STOP or name == "MAX_TOKENS" else [name]
+    if message and message.strip():
+        said.append(message)
+    return Finish(word, clean_upstream_message(": ".join(said)))
+
+
+def _prompt_blocked(feedback: Any) -> Finish | None:
+    """``promptFeedback.blockReason``: the prompt itself was refused by a filter, and no
+    candidate comes. Finish(content_filter, "prompt blocked: OTHER"), or None."""
+    name = _enum_name(getattr(feedback, "block_reason", None))
+    if name in _UNSPECIFIED:
+        return None
+    detail = f"prompt blocked: {name}"
+    message = getattr(feedback, "block_reason_message", None)
+    if message and message.strip():
+        detail += f" ({message})"
+    return Finish(FinishReason.CONTENT_FILTER, clean_upstream_message(detail))
+
+
+def _usage(metadata: Any) -> Usage:
+    """Usage from ``usageMetadata``: thinking tokens are billed as output, so
+    ``output_tokens`` is candidates + thoughts and ``reasoning_tokens`` the thoughts."""
+    thoughts = metadata.thoughts_token_count
+    return Usage(
+        input_tokens=metadata.prompt_token_count or 0,
+        output_tokens=(metadata.candidates_token_count or 0) + (thoughts or 0),
+        reasoning_tokens=thoughts,
+    )
 
 
 def _split_api_version(base_url: str | None) -> tuple[str | None, str | None]:
@@ -181,44 +277,44 @@ class GoogleProvider(BaseProvider):
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
+        """Text parts as TextDelta, thought parts as ReasoningDelta, then Usage and a
+        Finish when a candidate gave a ``finishReason`` or the prompt was blocked. A
+        stream that ends without either yields no Finish (``BaseProvider.stream`` marks
+        it cut off). Raises ProviderError."""
         request = _build_request(messages, model, options)
         client = await self._client()
         stream = None
         usage = None
-        finish: str | None = None
-        sent_text = False
+        finish: Finish | None = None
+        received = False
         try:
             stream = await client.aio.models.generate_content_stream(**request)
             async for chunk in stream:
                 if chunk.usage_metadata is not None:
                     usage = chunk.usage_metadata
-                feedback = chunk.prompt_feedback
-                if feedback is not None and feedback.block_reason:
-                    finish = "content_filter"  # the prompt itself was blocked
+                finish = _prompt_blocked(chunk.prompt_feedback) or finish
                 for candidate in (chunk.candidates or [])[:1]:
                     parts = candidate.content.parts if candidate.content else None
                     for part in parts or ():
-                        if part.text and not part.thought:
-                            sent_text = True
-                            yield TextDelta(part.text)
-                    if candidate.finish_reason:
-                        finish = _finish_reason(candidate.finish_reason)
+                        if not part.text:  # empty text, signatures, non-text parts
+                            continue
+                        received = True
+                        yield ReasoningDelta(part.text) if part.thought else TextDelta(part.text)
+                    finish = _finish(candidate.finish_reason, candidate.finish_message) or finish
         except ProviderError:
             raise
         except Exception as e:
-            raise self._map_error(e) from e
+            error = self._map_error(e)
+            if finish is None:
+                raise error from e
+            # Gemini had said why it stopped; only the end of the stream got lost.
+            logger.info("%s: stream ended uncleanly after its finish (%s)", self.name, error.kind)
         finally:
             await self._close(client, stream)
-        if finish is None and not sent_text:
-            raise UnavailableError("the reply was empty", provider=self.label)
-        if usage is not None:
-            yield Usage(
-                input_tokens=usage.prompt_token_count or 0,
-                # Thinking tokens are billed as output.
-                output_tokens=(usage.candidates_token_count or 0)
-                + (usage.thoughts_token_count or 0),
-            )
-        yield Finish(finish or "stop")
+        if usage is not None and (finish is not None or received):
+            yield _usage(usage)
+        if finish is not None:
+            yield finish
 
     async def fetch_models(self) -> list[str]:
         """Ids of the models this key may use for chat (``generateContent``)."""

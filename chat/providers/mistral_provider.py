@@ -1,8 +1,13 @@
 """Mistral AI through the official ``mistralai`` SDK (3.x).
 
-Wire format: ``POST /v1/chat/completions`` with ``stream: true`` answers Server-Sent
-Events in the OpenAI chunk shape, usage in the last chunk, then ``data: [DONE]``. The
-SDK is imported inside the functions that use it, so this module imports without it.
+Wire format (https://docs.mistral.ai/api/#tag/chat): ``POST /v1/chat/completions`` with
+``stream: true`` answers Server-Sent Events in the OpenAI chunk shape: a first chunk with
+the role and ``"content": ""``, ``delta.content`` as a string or, from reasoning models
+(Magistral), as a list of typed chunks (``{"type": "thinking", "thinking": [{"type":
+"text", ...}]}`` and ``{"type": "text", "text": ...}``), ``finish_reason`` (``stop``,
+``length``, ``model_length``, ``tool_calls``, ``error``) and usage in the last chunk, then
+``data: [DONE]``. The SDK is imported inside the functions that use it, so this module
+imports without it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from .base_provider import (
+    AuthenticationError,
+    BadRequestError,
     BaseProvider,
     ChatOptions,
     Finish,
+    FinishReason,
     Message,
     ModelNotFoundError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitedError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
@@ -30,36 +40,57 @@ from .base_provider import (
     clean_upstream_message,
     error_for_status,
     parse_retry_after,
-    with_system_prompt,
+    split_system,
 )
 
 logger = logging.getLogger(__name__)
 
 # Mistral's finish reasons in our words; "error" is not a finish but a failure.
-_FINISH_REASONS = {
-    "stop": "stop",
-    "length": "length",
-    "model_length": "length",
-    "tool_calls": "tool_calls",
+_FINISH_REASONS: dict[str, str] = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "model_length": FinishReason.LENGTH,  # the context window, not max_tokens
+    "tool_calls": FinishReason.TOOL_CALLS,
 }
+
+# Mistral wants the last turn to be the user's ("Expected last role User or Tool (or
+# Assistant with prefix True) for serving but got assistant"). A history that ends with
+# the model's words (a cut reply the person wants continued) gets this after them, as
+# for Anthropic and Gemini.
+CONTINUE_USER_TURN = "[continue]"
 
 
 def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, str]]:
-    """OpenAI-shaped messages for Mistral: the options' system prompt first. Assistant
-    turns without text are dropped (Mistral rejects them)."""
-    return [
-        m
-        for m in with_system_prompt(messages, system_prompt)
-        if m["role"] != "assistant" or m["content"].strip()
-    ]
+    """OpenAI-shaped messages for Mistral, valid whatever the stored history looks like
+    after failed, stopped or empty replies (rules of Mistral's request validator,
+    mistral-common ``MistralRequestValidator``):
+
+    * one system message first, the options' prompt then any system messages: Mistral
+      rejects a system message after an assistant turn ("Unexpected role 'system' after
+      role 'assistant'");
+    * turns without text are dropped: an assistant turn needs content ("Assistant
+      message must have either content or tool_calls, but not both."), and a blank user
+      turn says nothing;
+    * consecutive turns of one role and a leading assistant turn are kept as they are:
+      Mistral accepts user after user and a conversation that opens with the assistant,
+      so nothing is merged or invented (a [user, user] history reaches the model as the
+      person wrote it);
+    * a trailing assistant turn gets ``CONTINUE_USER_TURN`` after it.
+    """
+    system, turns = split_system(messages, system_prompt)
+    turns = [turn for turn in turns if turn["content"].strip()]
+    if turns and turns[-1]["role"] == "assistant":
+        turns.append({"role": "user", "content": CONTINUE_USER_TURN})
+    return ([{"role": "system", "content": system}] if system else []) + turns
 
 
 def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
-    """Keyword arguments for ``client.chat.stream_async``."""
-    request: dict[str, Any] = {
-        "model": model,
-        "messages": _map_messages(messages, options.system_prompt),
-    }
+    """Keyword arguments for ``client.chat.stream_async``. Raises BadRequestError when
+    no turn has text."""
+    mapped = _map_messages(messages, options.system_prompt)
+    if not any(m["role"] != "system" for m in mapped):
+        raise BadRequestError("there is no message to answer")
+    request: dict[str, Any] = {"model": model, "messages": mapped}
     if options.temperature is not None:
         request["temperature"] = float(options.temperature)
     if options.max_tokens is not None:
@@ -67,18 +98,32 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
     return request
 
 
-def _delta_text(content: Any) -> str:
-    """The reply text in a delta: a string, or the text chunks of a list (reasoning
-    models send "thinking" chunks too, which are not part of the reply)."""
+def _delta_events(content: Any) -> list[TextDelta | ReasoningDelta]:
+    """The events in a delta's ``content``: a string is reply text; a list holds typed
+    chunks, "text" ones reply text and "thinking" ones (reasoning models) the text
+    chunks of their ``thinking`` list as reasoning. Other chunks (references) and
+    empty text give nothing."""
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            chunk.text
-            for chunk in content
-            if getattr(chunk, "type", None) == "text" and isinstance(chunk.text, str)
-        )
-    return ""
+        return [TextDelta(content)] if content else []
+    events: list[TextDelta | ReasoningDelta] = []
+    for chunk in content if isinstance(content, list) else ():
+        kind = getattr(chunk, "type", None)
+        if kind == "text" and isinstance(getattr(chunk, "text", None), str) and chunk.text:
+            events.append(TextDelta(chunk.text))
+        elif kind == "thinking":
+            for inner in getattr(chunk, "thinking", None) or ():
+                text = getattr(inner, "text", None)
+                if getattr(inner, "type", "text") == "text" and isinstance(text, str) and text:
+                    events.append(ReasoningDelta(text))
+    return events
+
+
+def _finish(reason: str) -> Finish:
+    """The Finish for a ``finish_reason`` other than "error"; ``model_length`` (the
+    context window was full) is ``length`` with that detail, an unknown reason is kept
+    as it is."""
+    detail = reason if reason == "model_length" else ""
+    return Finish(_FINISH_REASONS.get(reason, reason), detail)
 
 
 def _upstream_message(body: str) -> tuple[str, str]:
@@ -157,9 +202,14 @@ class MistralProvider(BaseProvider):
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
+        """Text as TextDelta, thinking chunks as ReasoningDelta, then Usage and Finish
+        once a chunk gave a ``finish_reason``. A stream that ends without one yields no
+        Finish (``BaseProvider.stream`` marks it cut off). ``finish_reason: "error"``
+        and SDK errors raise ProviderError."""
         request = _build_request(messages, model, options)
         finish: str | None = None
         usage: Usage | None = None
+        received = False
         try:
             async with self._client() as client:
                 stream = await client.chat.stream_async(**request)
@@ -174,9 +224,9 @@ class MistralProvider(BaseProvider):
                         if not chunk.choices:
                             continue
                         choice = chunk.choices[0]
-                        text = _delta_text(choice.delta.content)
-                        if text:
-                            yield TextDelta(text)
+                        for piece in _delta_events(choice.delta.content):
+                            received = True
+                            yield piece
                         if choice.finish_reason:
                             finish = str(choice.finish_reason)
         except _sdk_errors() as e:
@@ -185,13 +235,12 @@ class MistralProvider(BaseProvider):
                 raise mapped from e
             # The reply was whole; only the end of the stream ([DONE]) got lost.
             logger.info("%s: stream ended uncleanly after its finish (%s)", self.name, mapped.kind)
-        if finish is None:
-            raise UnavailableError("the reply ended before it was complete", provider=self.label)
         if finish == "error":
             raise UnavailableError("the model failed while answering", provider=self.label)
-        if usage is not None:
+        if usage is not None and (finish is not None or received):
             yield usage
-        yield Finish(_FINISH_REASONS.get(finish, finish))
+        if finish is not None:
+            yield _finish(finish)
 
     async def fetch_models(self) -> list[str]:
         """Ids of the chat models this key may use, sorted."""
@@ -217,7 +266,9 @@ class MistralProvider(BaseProvider):
             return e
         if isinstance(e, MistralError):
             if e.status_code < 400:  # a 200 stream with a chunk the SDK cannot read
-                return UnavailableError("the reply was malformed", provider=self.label)
+                return self._stream_error(e.body) or UnavailableError(
+                    "the reply was malformed", provider=self.label
+                )
             message, error_type = _upstream_message(e.body)
             if e.status_code == 400 and error_type == "invalid_model":
                 return ModelNotFoundError(
@@ -238,6 +289,35 @@ class MistralProvider(BaseProvider):
         return UnavailableError(
             clean_upstream_message(str(e)) or type(e).__name__, provider=self.label
         )
+
+    def _stream_error(self, body: str) -> ProviderError | None:
+        """The ProviderError for an error object sent as an event of a 200 stream
+        (``{"object": "error", "message": ..., "type": ...}``), None when the unreadable
+        event is not one. The SDK reports it as a chunk it cannot read, ``body`` being
+        the event as JSON (``{"data": ...}``)."""
+        try:
+            data = json.loads(body or "")
+        except ValueError:
+            return None
+        data = data.get("data") if isinstance(data, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            data = data["error"]  # the OpenAI shape some gateways send
+        elif not isinstance(data, dict) or (
+            data.get("object") != "error" and not ("message" in data and "type" in data)
+        ):
+            return None
+        message = clean_upstream_message(_readable(data)) or "the model failed while answering"
+        error_type = str(data.get("type") or "").lower()
+        cls: type[ProviderError] = UnavailableError
+        if error_type == "invalid_model":
+            cls = ModelNotFoundError
+        elif "rate" in error_type or "capacity" in error_type:
+            cls = RateLimitedError
+        elif "auth" in error_type:
+            cls = AuthenticationError
+        elif error_type.startswith("invalid_request"):
+            cls = BadRequestError
+        return cls(message, provider=self.label)
 
 
 def _sdk_errors() -> tuple[type[BaseException], ...]:

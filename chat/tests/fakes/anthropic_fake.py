@@ -5,6 +5,13 @@ the ``GET /v1/models`` list and the error bodies, plus ``install`` that makes a
 ``FakeUpstream`` answer like the Claude API. Point the SDK (or ``ANTHROPIC_BASE_URL``) at
 ``upstream.url``: the SDK adds ``/v1/...`` itself.
 
+The stream is what the API really sends (docs: build-with-claude/streaming): named events,
+``ping`` keep-alives (also between blocks), ``thinking`` blocks with ``thinking_delta`` and
+``signature_delta``, ``redacted_thinking`` blocks with no readable text, a ``message_delta``
+with the stop reason (``stop_details`` for refusals) and cumulative usage, ``message_stop``;
+``error`` events mid-stream. ``check_messages`` rejects the histories the API rejects, with
+its real 400 messages.
+
 Usage::
 
     install(upstream, reply="Hello there")                 # every request answers this
@@ -140,14 +147,20 @@ def stream_events(
     model: str = DEFAULT_MODEL,
     input_tokens: int = 12,
     output_tokens: int | None = None,
-    stop_reason: str = "end_turn",
+    stop_reason: str | None = "end_turn",
+    stop_details: dict[str, Any] | None = None,
     thinking: str | None = None,
+    redacted_thinking: bool = False,
+    thinking_tokens: int | None = None,
     ping: bool = True,
     chunk_delay: float = 0.0,
 ) -> list[bytes | Pause]:
     """The SSE sequence of one streamed reply: message_start (with input usage), ping,
-    an optional thinking block, one text block made of ``chunks``, message_delta (stop
-    reason, output usage) and message_stop. ``chunk_delay`` pauses before each chunk."""
+    an optional thinking block (``thinking``: its text, sent as two deltas, then its
+    signature) and/or redacted_thinking block, one text block made of ``chunks`` (no
+    text block when ``chunks`` is empty), message_delta (stop reason and details,
+    output usage with ``thinking_tokens`` broken out when given) and message_stop.
+    ``chunk_delay`` pauses before each chunk."""
     items: list[bytes | Pause] = [
         sse(
             {
@@ -170,35 +183,58 @@ def stream_events(
         items.append(sse({"type": "ping"}, event="ping"))
     index = 0
     if thinking is not None:
+        half = len(thinking) // 2
+        items.append(_block_start(index, {"type": "thinking", "thinking": "", "signature": ""}))
+        for piece in (thinking[:half], thinking[half:]):
+            if piece:
+                items.append(_block_delta(index, {"type": "thinking_delta", "thinking": piece}))
         items += [
-            _block_start(index, {"type": "thinking", "thinking": "", "signature": ""}),
-            _block_delta(index, {"type": "thinking_delta", "thinking": thinking}),
             _block_delta(index, {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}),
             _block_stop(index),
         ]
         index += 1
-    items.append(_block_start(index, {"type": "text", "text": ""}))
-    for chunk in chunks:
-        if chunk_delay:
-            items.append(Pause(chunk_delay))
-        items.append(_block_delta(index, {"type": "text_delta", "text": chunk}))
-    items.append(_block_stop(index))
+    if redacted_thinking:
+        block = {"type": "redacted_thinking", "data": "RW5jcnlwdGVkIHRoaW5raW5n"}
+        items += [_block_start(index, block), _block_stop(index)]
+        index += 1
+    if chunks:
+        items.append(_block_start(index, {"type": "text", "text": ""}))
+        for chunk in chunks:
+            if chunk_delay:
+                items.append(Pause(chunk_delay))
+            items.append(_block_delta(index, {"type": "text_delta", "text": chunk}))
+        items.append(_block_stop(index))
+    usage: dict[str, Any] = {
+        "output_tokens": _count_tokens("".join(chunks)) if output_tokens is None else output_tokens
+    }
+    if thinking_tokens is not None:
+        usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
     items += [
         sse(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {
-                    "output_tokens": _count_tokens("".join(chunks))
-                    if output_tokens is None
-                    else output_tokens
+                "delta": {
+                    "stop_reason": stop_reason,
+                    "stop_sequence": None,
+                    "stop_details": stop_details,
                 },
+                "usage": usage,
             },
             event="message_delta",
         ),
         sse({"type": "message_stop"}, event="message_stop"),
     ]
     return items
+
+
+def without_end(events: list[bytes | Pause]) -> list[bytes | Pause]:
+    """``events`` without message_delta and message_stop: a stream a proxy ended cleanly
+    before the API said why the reply stopped."""
+    return [
+        e
+        for e in events
+        if not (isinstance(e, bytes) and (b"event: message_delta" in e or b"message_stop" in e))
+    ]
 
 
 def stream_response(
@@ -222,7 +258,7 @@ def broken_stream(chunks: Sequence[str] = ("Hello", " wor"), **kwargs: Any) -> S
     events = stream_events(chunks, **kwargs)
     last_text = max(
         (i for i, e in enumerate(events) if isinstance(e, bytes) and b'"text_delta"' in e),
-        default=len(events) - 4,  # no chunks: cut after the text block's start
+        default=len(events) - 3,  # no chunks: cut before message_delta
     )
     return StreamResponse([*events[: last_text + 1], Break()], headers={"request-id": _id("req")})
 
@@ -290,6 +326,49 @@ def _model_info(model_id: str, lifecycle: str) -> dict[str, Any]:
     }
 
 
+# --- What the API accepts -------------------------------------------------------------
+
+
+def check_messages(messages: Any) -> str | None:
+    """The 400 message the Messages API answers for a ``messages`` list it rejects, or
+    None when it accepts it: turns must start with the user, have text, and (current
+    models) end with the user. Consecutive turns of one role are rejected as earlier API
+    versions did (current ones combine them): a history valid here is valid for both."""
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    if messages[0].get("role") != "user":
+        return 'messages: first message must use the "user" role'
+    for previous, message in itertools.pairwise(messages):
+        if message.get("role") == previous.get("role"):
+            role = message.get("role")
+            return (
+                'messages: roles must alternate between "user" and "assistant", '
+                f'but found multiple "{role}" roles in a row'
+            )
+    for message in messages:
+        if not _has_text(message.get("content")):
+            return (
+                "messages: all messages must have non-empty content except for the "
+                "optional final assistant message"
+            )
+    if messages[-1].get("role") == "assistant":
+        return (
+            "This model does not support assistant message prefill. The conversation "
+            "must end with a user message."
+        )
+    return None
+
+
+def _has_text(content: Any) -> bool:
+    if isinstance(content, str):
+        return bool(content)
+    if isinstance(content, list):
+        return bool(content) and all(
+            block.get("type") != "text" or bool(block.get("text")) for block in content
+        )
+    return False
+
+
 # --- A whole fake Claude API ------------------------------------------------------------
 
 
@@ -314,8 +393,8 @@ def install(
 
     ``reply`` is the text of every answer, or a function of the request body returning it.
     With ``api_key`` set, a request carrying another key gets a 401. A model not in
-    ``models`` gets a 404. ``chunk_delay`` slows the stream (for Stop buttons and
-    spinners)."""
+    ``models`` gets a 404; a history the API rejects gets its 400 (``check_messages``).
+    ``chunk_delay`` slows the stream (for Stop buttons and spinners)."""
 
     def check(request: RecordedRequest) -> JsonResponse | None:
         if api_key is not None and request_api_key(request) != api_key:
@@ -337,6 +416,9 @@ def install(
             return model_not_found(model)
         if "max_tokens" not in body:
             return error_response(400, "max_tokens: Field required")
+        problem = check_messages(body.get("messages"))
+        if problem:
+            return error_response(400, problem)
         text = reply(body) if callable(reply) else reply
         if body.get("stream"):
             return stream_response(split_reply(text), model=model, chunk_delay=chunk_delay)

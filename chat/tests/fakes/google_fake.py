@@ -11,6 +11,14 @@ What the google-genai SDK sends and expects:
 * Errors are ``{"error": {"code", "message", "status", "details"}}``; a bad key is a
   400 with reason ``API_KEY_INVALID``.
 
+Shapes the real API sends in streams, each with a builder here: ``usageMetadata`` on every
+event or on the last one only; a last event with ``finishReason`` and no content, or with
+an empty part; thought-summary parts (``"thought": true``); ``finishReason: "SAFETY"``
+(and RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII...) with ``safetyRatings`` and no
+content (``safety_block``); a blocked prompt (``promptFeedback.blockReason``, no
+candidates: ``blocked_prompt``); ``citationMetadata`` and ``finishMessage`` on a candidate.
+``check_contents`` answers what the API answers to a history it rejects (``validated``).
+
 The version segment (``v1``, ``v1beta``) is whatever the SDK uses; the routes accept any.
 Point the app at the fake with ``GOOGLE_BASE_URL=<upstream.url>`` and use
 ``reply(upstream, "Hello")`` / ``set_models(upstream, [...])``.
@@ -18,11 +26,12 @@ Point the app at the fake with ``GOOGLE_BASE_URL=<upstream.url>`` and use
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse
+from .server import Break, FakeUpstream, JsonResponse, Pause, RecordedRequest, StreamResponse
 
 VERSION = r"/v1[a-z0-9]*"
 MODELS_PATH = VERSION + r"/models"
@@ -61,6 +70,14 @@ def usage_metadata(prompt_tokens: int, output_tokens: int, thoughts_tokens: int 
     return usage
 
 
+SAFETY_RATINGS = [
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+]
+
+
 def chunk(
     text: str | None = None,
     *,
@@ -68,33 +85,71 @@ def chunk(
     usage: dict | None = None,
     thought: bool = False,
     model: str = "gemini-3.5-flash",
+    parts: list[dict[str, Any]] | None = None,
+    finish_message: str | None = None,
+    safety_ratings: list[dict[str, Any]] | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One GenerateContentResponse of a stream."""
+    """One GenerateContentResponse of a stream. ``parts`` replaces the single text part
+    (``[]`` or ``[{"text": ""}]`` for the empty shapes); without text or parts the
+    candidate has no content at all."""
     candidate: dict[str, Any] = {"index": 0}
     if text is not None:
         part: dict[str, Any] = {"text": text}
         if thought:
             part["thought"] = True
         candidate["content"] = {"role": "model", "parts": [part]}
+    elif parts is not None:
+        candidate["content"] = {"role": "model", "parts": parts}
     if finish_reason:
         candidate["finishReason"] = finish_reason
+    if finish_message:
+        candidate["finishMessage"] = finish_message
+    if safety_ratings is not None:
+        candidate["safetyRatings"] = safety_ratings
+    if citations is not None:
+        candidate["citationMetadata"] = {"citationSources": citations}
     data: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
     if usage is not None:
         data["usageMetadata"] = usage
     return data
 
 
+def safety_block(reason: str = "SAFETY", *, prompt_tokens: int = 7) -> dict[str, Any]:
+    """The event of a reply a filter stopped: ``finishReason`` with the safety ratings
+    and no content (Google: "the content field is empty if content filters block the
+    output")."""
+    return chunk(
+        finish_reason=reason,
+        safety_ratings=SAFETY_RATINGS,
+        usage=usage_metadata(prompt_tokens, 0),
+    )
+
+
+def blocked_prompt(reason: str = "OTHER", *, prompt_tokens: int = 7) -> dict[str, Any]:
+    """The one event of a request whose prompt was blocked: ``promptFeedback`` with the
+    block reason, usage, and no candidates at all."""
+    return {
+        "promptFeedback": {"blockReason": reason, "safetyRatings": SAFETY_RATINGS},
+        "usageMetadata": usage_metadata(prompt_tokens, 0),
+        "modelVersion": "gemini-3.5-flash",
+    }
+
+
 def text_stream(
     *texts: str,
-    finish_reason: str = "STOP",
+    finish_reason: str | None = "STOP",
     prompt_tokens: int = 7,
     output_tokens: int | None = None,
     pause: float = 0.0,
     end: Break | None = None,
+    usage_on_every_event: bool = True,
 ) -> StreamResponse:
     """A streamed reply: one event per text, the last also carrying ``finishReason``
-    and the final usage. ``pause`` waits between events; ``end=Break()`` drops the
-    connection instead of finishing (a stream broken halfway)."""
+    (none at all with ``finish_reason=None``: a stream a proxy ended early) and the
+    final usage; with ``usage_on_every_event=False`` only the last event has usage.
+    ``pause`` waits between events; ``end=Break()`` drops the connection instead of
+    finishing (a stream broken halfway)."""
     output = len(texts) if output_tokens is None else output_tokens
     items: list[Any] = []
     for i, text in enumerate(texts):
@@ -102,6 +157,8 @@ def text_stream(
         if i and pause:
             items.append(Pause(pause))
         usage = usage_metadata(prompt_tokens, output if last else i + 1)
+        if not last and not usage_on_every_event:
+            usage = None
         items.append(event(chunk(text, finish_reason=finish_reason if last else None, usage=usage)))
     if end is not None:
         items.append(end)
@@ -168,6 +225,47 @@ def error_response(
         retry_delay=retry_delay,
     )
     return JsonResponse(body, status=code, headers=dict(headers or {}), delay=delay)
+
+
+def check_contents(body: Any) -> str | None:
+    """The 400 message the Gemini API answers for the ``contents`` of a request it
+    rejects, or None when it accepts them: roles user/model, every part with text, user
+    and model alternating, the first and the last turn the user's."""
+    contents = body.get("contents") if isinstance(body, dict) else None
+    if not contents:
+        return "* GenerateContentRequest.contents: contents is not specified"
+    for i, content in enumerate(contents):
+        if content.get("role") not in ("user", "model"):
+            return "Please use a valid role: user, model."
+        if not content.get("parts"):
+            return (
+                f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
+            )
+        for j, part in enumerate(content["parts"]):
+            if not part.get("text"):
+                return (
+                    f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof "
+                    "field 'data' must have one initialized field"
+                )
+    for previous, current in itertools.pairwise(contents):
+        if previous["role"] == current["role"]:
+            return "Please ensure that multiturn requests alternate between user and model."
+    if contents[0]["role"] != "user" or contents[-1]["role"] != "user":
+        return "Please ensure that multiturn requests ends with a user role or a function response."
+    return None
+
+
+def validated(response: StreamResponse | Callable[[], StreamResponse]) -> Callable[..., Any]:
+    """A route handler that answers ``response`` (or builds it) when the request's
+    contents are valid, and the API's 400 INVALID_ARGUMENT when they are not."""
+
+    def handler(request: RecordedRequest) -> JsonResponse | StreamResponse:
+        problem = check_contents(request.json())
+        if problem:
+            return error_response(400, problem)
+        return response() if callable(response) else response
+
+    return handler
 
 
 def invalid_key() -> JsonResponse:

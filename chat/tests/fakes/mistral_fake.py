@@ -5,6 +5,13 @@ the OpenAI chunk shape (usage in the last chunk) ended by ``data: [DONE]``. Mode
 ``GET /v1/models``. Errors: JSON such as ``{"object": "error", "message": "...",
 "type": "...", "param": null, "code": null}``.
 
+Stream shapes the real API sends, each with a builder: a first chunk with the role and
+``"content": ""``; usage in the last chunk only; reasoning models' (Magistral) content as
+a list of ``thinking`` and ``text`` chunks (``thinking_chunk``, ``text_chunk``);
+``finish_reason`` ``length``/``model_length``/``error``; an error object as an event
+(``error_event``). ``check_messages`` answers what the API answers to a history its
+validator rejects (``validated``).
+
 Usage::
 
     upstream.add("POST", CHAT_PATH, chat_stream(["Hel", "lo"]))
@@ -14,7 +21,8 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chat.tests.fakes.server import (
@@ -73,36 +81,74 @@ def chunk(
     return data
 
 
+def thinking_chunk(text: str) -> dict[str, Any]:
+    """A reasoning model's thinking, as one typed content chunk."""
+    return {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+
+
+def text_chunk(text: str) -> dict[str, Any]:
+    """Reply text as one typed content chunk (reasoning models send text this way)."""
+    return {"type": "text", "text": text}
+
+
 def chat_events(
     texts: Sequence[str],
     *,
-    finish_reason: str = "stop",
+    finish_reason: str | None = "stop",
     usage: tuple[int, int] | None = (10, 5),
     model: str = DEFAULT_MODEL,
     done: bool = True,
+    thinking: Sequence[str] = (),
 ) -> list[bytes]:
     """The SSE events of a whole reply, as Mistral sends them: a first chunk with the
-    role, one chunk per text, a last one with the finish reason and usage, [DONE]."""
+    role, one chunk per ``thinking`` text and then per text (both as typed content
+    chunks when there is thinking, as a reasoning model sends them), a last one with
+    the finish reason and usage (left out with ``finish_reason=None``: a stream a proxy
+    ended early), [DONE]."""
     events = [sse(chunk("", role="assistant", model=model))]
-    events += [sse(chunk(text, model=model)) for text in texts]
-    events.append(sse(chunk("", finish_reason=finish_reason, usage=usage, model=model)))
+    events += [sse(chunk([thinking_chunk(text)], model=model)) for text in thinking]
+    if thinking:
+        events += [sse(chunk([text_chunk(text)], model=model)) for text in texts]
+    else:
+        events += [sse(chunk(text, model=model)) for text in texts]
+    if finish_reason is not None:
+        events.append(sse(chunk("", finish_reason=finish_reason, usage=usage, model=model)))
     if done:
         events.append(sse("[DONE]"))
     return events
 
 
+def error_event(
+    message: str = "Internal server error", error_type: str = "internal_server_error"
+) -> bytes:
+    """An error object sent as an event inside a 200 stream."""
+    return sse(
+        {"object": "error", "message": message, "type": error_type, "param": None, "code": None}
+    )
+
+
 def chat_stream(
     texts: Sequence[str] = ("Hello", " there"),
     *,
-    finish_reason: str = "stop",
+    finish_reason: str | None = "stop",
     usage: tuple[int, int] | None = (10, 5),
     model: str = DEFAULT_MODEL,
     pause: float = 0.0,
     delay: float = 0.0,
+    done: bool = True,
+    thinking: Sequence[str] = (),
 ) -> StreamResponse:
-    """A streamed reply; ``pause`` seconds between events, ``delay`` before the head."""
+    """A streamed reply (see ``chat_events``); ``pause`` seconds between events,
+    ``delay`` before the head."""
     events: list[bytes | Pause] = []
-    for event in chat_events(texts, finish_reason=finish_reason, usage=usage, model=model):
+    for event in chat_events(
+        texts,
+        finish_reason=finish_reason,
+        usage=usage,
+        model=model,
+        done=done,
+        thinking=thinking,
+    ):
         if pause and events:
             events.append(Pause(pause))
         events.append(event)
@@ -182,6 +228,67 @@ def models_response(chat_ids: Iterable[str], *, other_ids: Iterable[str] = ()) -
     """``GET /v1/models``: chat models, plus ``other_ids`` that cannot chat (embeddings)."""
     data = [model_card(i) for i in chat_ids] + [model_card(i, chat=False) for i in other_ids]
     return JsonResponse({"object": "list", "data": data})
+
+
+# The order Mistral's validator allows: the roles that may follow each role.
+_MAY_FOLLOW = {
+    "system": {"system", "user", "assistant"},
+    "user": {"user", "assistant", "system"},
+    "assistant": {"assistant", "user", "tool"},
+    "tool": {"assistant", "tool"},
+}
+
+
+def check_messages(messages: Any) -> tuple[str, str] | None:
+    """(message, type) of the 400 Mistral answers for a ``messages`` list its validator
+    (mistral-common ``MistralRequestValidator``, serving mode) rejects, or None when it
+    accepts it."""
+    if not isinstance(messages, list) or not messages:
+        return "Conversation must have at least one message", "invalid_request_error"
+    if len(messages) == 1 and messages[0].get("role") not in ("user", "system"):
+        return (
+            "Conversation must start with a user message or system message",
+            "invalid_request_message_order",
+        )
+    last = messages[-1]
+    if len(messages) > 1 and last.get("role") not in ("user", "tool") and not last.get("prefix"):
+        return (
+            "Expected last role User or Tool (or Assistant with prefix True) for serving "
+            f"but got {last.get('role')}",
+            "invalid_request_message_order",
+        )
+    for previous, message in itertools.pairwise(messages):
+        if message.get("role") not in _MAY_FOLLOW.get(previous.get("role"), set()):
+            return (
+                f"Unexpected role '{message.get('role')}' after role '{previous.get('role')}'",
+                "invalid_request_message_order",
+            )
+    for message in messages:
+        if message.get("role") == "assistant" and bool(message.get("content")) == bool(
+            message.get("tool_calls")
+        ):
+            return (
+                "Assistant message must have either content or tool_calls, but not both.",
+                "invalid_request_error",
+            )
+    return None
+
+
+def validated(response: StreamResponse | Callable[[], StreamResponse]) -> Callable[..., Any]:
+    """A route handler that answers ``response`` (or builds it) when the request's
+    messages pass Mistral's validator, and its 400 when they do not."""
+
+    def handler(request: RecordedRequest) -> JsonResponse | StreamResponse:
+        problem = check_messages(request.json().get("messages"))
+        if problem:
+            message, error_type = problem
+            body = error_body(400, message, error_type=error_type)
+            if error_type == "invalid_request_message_order":
+                body["code"] = "3230"
+            return JsonResponse(body, status=400)
+        return response() if callable(response) else response
+
+    return handler
 
 
 def not_found(request: RecordedRequest) -> JsonResponse:

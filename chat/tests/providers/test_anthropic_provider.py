@@ -4,6 +4,7 @@ of the Messages API (chat/tests/fakes/anthropic_fake.py)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chat.providers.anthropic_provider import (
+    CONTINUE_USER_TURN,
     DEFAULT_MAX_TOKENS,
     OPENING_USER_TURN,
     AnthropicProvider,
@@ -26,15 +28,18 @@ from chat.providers.base_provider import (
     Finish,
     ModelNotFoundError,
     NotConfiguredError,
+    PermissionDeniedError,
+    ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
+    ReasoningDelta,
     RetryPolicy,
     TextDelta,
     UnavailableError,
     Usage,
 )
 from chat.tests.fakes import anthropic_fake as fake
-from chat.tests.fakes.server import FakeUpstream, Pause, StreamResponse
+from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse, sse
 
 KEY = "sk-ant-test-SECRET0123456789"
 MODEL = "claude-sonnet-5-5"
@@ -55,6 +60,20 @@ async def collect(provider: AnthropicProvider, messages=HELLO, options=None) -> 
 
 def text_of(events: list) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def reasoning_of(events: list) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+
+
+async def collect_until_error(
+    provider: AnthropicProvider, messages=HELLO
+) -> tuple[list, Exception]:
+    received: list = []
+    with pytest.raises(ProviderError) as caught:
+        async for event in provider.stream(messages, MODEL):
+            received.append(event)
+    return received, caught.value
 
 
 # --- Pure mapping -----------------------------------------------------------------------
@@ -114,6 +133,17 @@ def test_map_messages_drops_blank_turns_and_merges_around_them():
     assert turns == [{"role": "user", "content": "One\n\nTwo"}]
 
 
+def test_map_messages_asks_to_continue_after_a_trailing_assistant_turn():
+    _, turns = _map_messages(
+        [{"role": "user", "content": "Write a poem"}, {"role": "assistant", "content": "Roses "}]
+    )
+    assert turns == [
+        {"role": "user", "content": "Write a poem"},
+        {"role": "assistant", "content": "Roses "},
+        {"role": "user", "content": CONTINUE_USER_TURN},
+    ]
+
+
 def test_build_request_defaults_max_tokens_when_not_given():
     request = _build_request(HELLO, MODEL, ChatOptions())
     assert request["max_tokens"] == DEFAULT_MAX_TOKENS
@@ -145,7 +175,9 @@ def test_build_request_rejects_a_conversation_of_blank_turns():
         ("end_turn", "stop"),
         ("stop_sequence", "stop"),
         ("max_tokens", "length"),
-        ("refusal", "content_filter"),
+        ("model_context_window_exceeded", "length"),
+        ("refusal", "refusal"),
+        ("tool_use", "tool_calls"),
         ("pause_turn", "pause_turn"),
     ],
 )
@@ -260,6 +292,268 @@ async def test_request_asks_for_the_chosen_model(upstream):
     fake.install(upstream)
     await collect(make_provider(upstream))
     assert upstream.requests[0].json()["model"] == MODEL
+
+
+# --- Why a reply ended: stop reasons, refusals, thinking ---------------------------------
+
+
+async def test_refusal_without_text_finishes_as_refusal_with_its_category(upstream):
+    details = {"type": "refusal", "category": "cyber", "explanation": "Could enable malware."}
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        fake.stream_response([], stop_reason="refusal", stop_details=details, output_tokens=2),
+    )
+    events = await collect(make_provider(upstream))
+    assert events == [Usage(12, 2), Finish("refusal", "cyber: Could enable malware.")]
+
+
+async def test_refusal_without_details_finishes_as_refusal(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response([], stop_reason="refusal"))
+    events = await collect(make_provider(upstream))
+    assert events[-1] == Finish("refusal")
+
+
+async def test_thinking_streams_as_reasoning_apart_from_the_reply(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response(["Four."], thinking="2 + 2 is 4"))
+    events = await collect(make_provider(upstream))
+    assert (reasoning_of(events), text_of(events)) == ("2 + 2 is 4", "Four.")
+
+
+async def test_thinking_that_used_up_max_tokens_finishes_as_length_with_its_tokens(upstream):
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        fake.stream_response(
+            [],
+            thinking="The user greets me. I should",
+            stop_reason="max_tokens",
+            output_tokens=256,
+            thinking_tokens=256,
+        ),
+    )
+    events = await collect(make_provider(upstream))
+    assert reasoning_of(events) == "The user greets me. I should"
+    assert events[-2:] == [Usage(12, 256, reasoning_tokens=256), Finish("length")]
+    assert text_of(events) == ""
+
+
+async def test_redacted_thinking_adds_nothing_to_read(upstream):
+    upstream.add(
+        "POST", fake.MESSAGES_PATH, fake.stream_response(["Sure."], redacted_thinking=True)
+    )
+    events = await collect(make_provider(upstream))
+    assert events == [TextDelta("Sure."), Usage(12, 2), Finish("stop")]
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", Finish("stop")),
+        ("stop_sequence", Finish("stop")),
+        ("tool_use", Finish("tool_calls")),
+        ("pause_turn", Finish("pause_turn")),
+        ("model_context_window_exceeded", Finish("length", "model_context_window_exceeded")),
+    ],
+)
+async def test_stop_reason_on_the_wire_becomes_the_finish(upstream, stop_reason, finish):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response(["Hi"], stop_reason=stop_reason))
+    events = await collect(make_provider(upstream))
+    assert events[-1] == finish
+
+
+async def test_message_stop_without_a_stop_reason_is_a_normal_stop(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response(["Hi"], stop_reason=None))
+    events = await collect(make_provider(upstream))
+    assert events[-1] == Finish("stop")
+
+
+# --- Stream shapes the API sends ----------------------------------------------------------
+
+
+async def test_pings_between_blocks_and_deltas_are_ignored(upstream):
+    ping = sse({"type": "ping"}, event="ping")
+    events = fake.stream_events(["Hel", "lo"], thinking="hm")
+    interleaved = [item for event in events for item in (event, ping)]
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse(interleaved))
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), reasoning_of(events), events[-1]) == ("Hello", "hm", Finish("stop"))
+
+
+async def test_usage_counts_cached_input_from_the_final_message_delta(upstream):
+    events = fake.stream_events(["Hi"])
+    final_usage = {
+        "input_tokens": 5,
+        "cache_creation_input_tokens": 20,
+        "cache_read_input_tokens": 100,
+        "output_tokens": 7,
+    }
+    delta = sse(
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": final_usage},
+        event="message_delta",
+    )
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse([*events[:-2], delta, events[-1]]))
+    events = await collect(make_provider(upstream))
+    assert Usage(125, 7) in events
+
+
+async def test_block_types_and_events_without_text_are_skipped(upstream):
+    # Citations, tool input and event types newer than this code carry no reply text.
+    citation = sse(
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {
+                "type": "citations_delta",
+                "citation": {"type": "char_location", "cited_text": "x", "document_index": 0},
+            },
+        },
+        event="content_block_delta",
+    )
+    unknown = sse({"type": "compaction_progress", "percent": 50}, event="compaction_progress")
+    events = fake.stream_events(["Hello"])
+    upstream.add(
+        "POST", fake.MESSAGES_PATH, StreamResponse([*events[:4], citation, unknown, *events[4:]])
+    )
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), events[-1]) == ("Hello", Finish("stop"))
+
+
+# --- Histories the API accepts ------------------------------------------------------------
+
+_HISTORIES = {
+    # A reply failed and was left out; the person asked again.
+    "user-user": [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "user", "content": "What is the capital of France?"},
+    ],
+    # The reply came back empty (a refusal, a filter) and was stored empty.
+    "user-empty-user": [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Two"},
+    ],
+    # The history starts with the app's greeting.
+    "assistant-user": [
+        {"role": "assistant", "content": "What's your name?"},
+        {"role": "user", "content": "Bob"},
+    ],
+    # The reply to go on from is the last turn.
+    "user-assistant": [
+        {"role": "user", "content": "Write a poem"},
+        {"role": "assistant", "content": "Roses are red "},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(_HISTORIES))
+def test_the_fake_rejects_these_histories_as_they_are(name):
+    assert fake.check_messages(_HISTORIES[name]) is not None
+
+
+@pytest.mark.parametrize("name", list(_HISTORIES))
+async def test_history_is_mapped_to_one_the_api_accepts(upstream, name):
+    fake.install(upstream, reply="Answer.")
+    events = await collect(make_provider(upstream, retries=0), _HISTORIES[name])
+    assert text_of(events) == "Answer."
+    assert fake.check_messages(upstream.requests[0].json()["messages"]) is None
+
+
+async def test_repeated_question_reaches_the_api_as_one_user_turn(upstream):
+    fake.install(upstream)
+    await collect(make_provider(upstream), _HISTORIES["user-user"])
+    assert upstream.requests[0].json()["messages"] == [
+        {
+            "role": "user",
+            "content": "What is the capital of France?\n\nWhat is the capital of France?",
+        }
+    ]
+
+
+# --- The fault matrix: every fault, its kind, never the key -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_FAULTS = {
+    "401": (lambda: fake.error_response(401, f"invalid x-api-key {KEY}"), AuthenticationError),
+    "402-billing": (
+        lambda: fake.error_response(402, f"Credit balance too low for {KEY}"),
+        PermissionDeniedError,
+    ),
+    "403": (lambda: fake.error_response(403, f"{KEY} may not use {MODEL}"), PermissionDeniedError),
+    "404-model": (lambda: fake.model_not_found(MODEL), ModelNotFoundError),
+    "429": (
+        lambda: fake.error_response(429, f"Rate limit for {KEY}", headers={"retry-after": "60"}),
+        RateLimitedError,
+    ),
+    "500": (lambda: fake.error_response(500, f"Internal error ({KEY})"), UnavailableError),
+    "529-overloaded": (lambda: fake.error_response(529), UnavailableError),
+    "stream-dropped": (lambda: fake.broken_stream(["Hello", " wor"]), UnavailableError),
+    "malformed-event": (
+        lambda: StreamResponse(
+            [fake.stream_events()[0], b"event: content_block_delta\ndata: {not json\n\n"]
+        ),
+        UnavailableError,
+    ),
+    "html-error-page": (
+        lambda: JsonResponse(raw=b"<html>Bad gateway</html>", status=502, content_type="text/html"),
+        UnavailableError,
+    ),
+    "error-event-overloaded": (
+        lambda: StreamResponse([fake.stream_events()[0], fake.error_event("overloaded_error")]),
+        UnavailableError,
+    ),
+    "error-event-rate-limit": (
+        lambda: StreamResponse([fake.stream_events()[0], fake.error_event("rate_limit_error")]),
+        RateLimitedError,
+    ),
+    "error-event-api-error": (
+        lambda: StreamResponse([fake.stream_events()[0], fake.error_event("api_error")]),
+        UnavailableError,
+    ),
+    "error-event-timeout": (
+        lambda: StreamResponse([fake.stream_events()[0], fake.error_event("timeout_error")]),
+        ProviderTimeoutError,
+    ),
+    "error-event-invalid-request": (
+        lambda: StreamResponse(
+            [fake.stream_events()[0], fake.error_event("invalid_request_error", f"bad {KEY}")]
+        ),
+        BadRequestError,
+    ),
+    "timeout": (lambda: fake.stream_response(["Late"], delay=2.0), ProviderTimeoutError),
+}
+
+
+@pytest.mark.parametrize("fault", list(_FAULTS))
+async def test_fault_raises_its_kind_without_the_key(upstream, fault):
+    response, kind = _FAULTS[fault]
+    upstream.set_default("POST", fake.MESSAGES_PATH, response())
+    _received, error = await collect_until_error(make_provider(upstream, timeout=0.5, retries=0))
+    assert type(error) is kind
+    assert KEY not in str(error) and "SECRET0123456789" not in error.message
+
+
+async def test_refused_connection_raises_unavailable_without_the_key():
+    provider = AnthropicProvider(api_key=KEY, base_url=f"http://127.0.0.1:{_free_port()}")
+    provider.retry_policy = RetryPolicy(max_retries=0)
+    with pytest.raises(UnavailableError) as caught:
+        await collect(provider)
+    assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [500, 529])
+async def test_server_error_before_text_is_retried_then_answers(upstream, status):
+    upstream.add(
+        "POST", fake.MESSAGES_PATH, fake.error_response(status), fake.stream_response(["Fine"])
+    )
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), len(upstream.requests)) == ("Fine", 2)
 
 
 # --- Models -----------------------------------------------------------------------------
@@ -381,11 +675,45 @@ async def test_stream_broken_after_text_raises_unavailable_without_retry(upstrea
     assert (text_of(received), len(upstream.requests)) == ("Hello wor", 1)
 
 
-async def test_stream_ending_without_message_stop_raises_unavailable(upstream):
-    events = fake.stream_events(["Hello"])
-    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse(events[:-2]))
+async def test_stream_ending_without_a_stop_reason_after_text_is_cut_off(upstream):
+    # A proxy timing out ends the body cleanly, without message_delta or message_stop.
+    events = fake.without_end(fake.stream_events(["Step 1. Open the", " settings and"]))
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse(events))
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), events[-1]) == ("Step 1. Open the settings and", Finish("cut_off"))
+
+
+async def test_stream_ending_without_a_stop_reason_after_text_is_not_retried(upstream):
+    events = fake.without_end(fake.stream_events(["Step 1."]))
+    upstream.set_default("POST", fake.MESSAGES_PATH, StreamResponse(events))
+    await collect(make_provider(upstream))
+    assert len(upstream.requests) == 1
+
+
+async def test_stream_ending_without_a_stop_reason_before_text_is_retried(upstream):
+    upstream.add(
+        "POST",
+        fake.MESSAGES_PATH,
+        StreamResponse(fake.without_end(fake.stream_events([]))),
+        fake.stream_response(["Recovered"]),
+    )
+    events = await collect(make_provider(upstream))
+    assert (text_of(events), events[-1]) == ("Recovered", Finish("stop"))
+
+
+async def test_stream_ending_without_a_stop_reason_or_text_raises_unavailable(upstream):
+    events = fake.without_end(fake.stream_events([]))
+    upstream.set_default("POST", fake.MESSAGES_PATH, StreamResponse(events))
     with pytest.raises(UnavailableError):
-        await collect(make_provider(upstream, retries=0))
+        await collect(make_provider(upstream, retries=1))
+
+
+async def test_stop_reason_then_a_dropped_connection_still_finishes(upstream):
+    # message_delta said end_turn; only message_stop was lost with the connection.
+    events = fake.stream_events(["All there."], output_tokens=3)
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse([*events[:-1], Break()]))
+    events = await collect(make_provider(upstream))
+    assert events[-2:] == [Usage(12, 3), Finish("stop")]
 
 
 async def test_malformed_event_raises_unavailable(upstream):
@@ -450,3 +778,12 @@ async def test_cancelling_the_consumer_closes_the_upstream_response(upstream):
         await task
     closed = await asyncio.to_thread(upstream.requests[0].client_closed.wait, 1.0)
     assert closed and time.monotonic() - started < 1.0
+
+
+def test_claude_says_it_takes_no_temperature_so_the_settings_can_disable_it():
+    provider = AnthropicProvider(api_key="sk-ant-test")
+    assert "temperature" in provider.unsupported_options(fake.DEFAULT_MODEL)
+    request = _build_request(
+        [{"role": "user", "content": "hi"}], fake.DEFAULT_MODEL, ChatOptions(temperature=0.5)
+    )
+    assert "temperature" not in request

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +23,21 @@ from chat.providers.base_provider import (
     ModelNotFoundError,
     NotConfiguredError,
     PermissionDeniedError,
+    ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
+    ReasoningDelta,
     RetryPolicy,
     TextDelta,
     UnavailableError,
     Usage,
 )
 from chat.providers.google_provider import (
+    CONTINUE_USER_TURN,
+    OPENING_USER_TURN,
     GoogleProvider,
     _build_request,
+    _finish,
     _finish_reason,
     _map_messages,
     _split_api_version,
@@ -63,6 +70,10 @@ async def collect(provider: GoogleProvider, messages=HELLO, options=None) -> lis
 
 def text_of(events: list) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def reasoning_of(events: list) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
 
 
 # -- pure mapping --------------------------------------------------------------------------
@@ -108,10 +119,29 @@ def test_map_messages_without_any_text_is_a_bad_request():
         _map_messages([{"role": "user", "content": " "}])
 
 
+def test_map_messages_keeps_a_leading_model_turn_after_a_stand_in_user_turn():
+    _system, contents = _map_messages(
+        [{"role": "assistant", "content": "What's your name?"}, {"role": "user", "content": "Bob"}]
+    )
+    assert contents == [
+        {"role": "user", "parts": [{"text": OPENING_USER_TURN}]},
+        {"role": "model", "parts": [{"text": "What's your name?"}]},
+        {"role": "user", "parts": [{"text": "Bob"}]},
+    ]
+
+
+def test_map_messages_asks_to_continue_after_a_trailing_model_turn():
+    _system, contents = _map_messages(
+        [{"role": "user", "content": "Write a poem"}, {"role": "assistant", "content": "Roses"}]
+    )
+    assert contents[-1] == {"role": "user", "parts": [{"text": CONTINUE_USER_TURN}]}
+
+
 def test_build_request_puts_options_in_the_config():
     request = _build_request(HELLO, MODEL, ChatOptions("Be brief.", 0.2, 100))
     assert request["config"] == {
         "automatic_continuation": False,
+        "automatic_function_calling": {"disable": True},
         "system_instruction": "Be brief.",
         "temperature": 0.2,
         "max_output_tokens": 100,
@@ -120,7 +150,10 @@ def test_build_request_puts_options_in_the_config():
 
 def test_build_request_leaves_unset_options_to_the_model():
     request = _build_request(HELLO, MODEL, ChatOptions())
-    assert request["config"] == {"automatic_continuation": False}
+    assert request["config"] == {
+        "automatic_continuation": False,
+        "automatic_function_calling": {"disable": True},
+    }
 
 
 @pytest.mark.parametrize(
@@ -132,7 +165,11 @@ def test_build_request_leaves_unset_options_to_the_model():
         ("RECITATION", "content_filter"),
         ("BLOCKLIST", "content_filter"),
         ("PROHIBITED_CONTENT", "content_filter"),
+        ("SPII", "content_filter"),
+        ("CONTINUATION", "length"),
         ("MALFORMED_FUNCTION_CALL", "malformed_function_call"),
+        ("FINISH_REASON_UNSPECIFIED", None),
+        (None, None),
     ],
 )
 def test_finish_reason_is_normalised(reason, expected):
@@ -203,7 +240,7 @@ async def test_usage_counts_thinking_tokens_as_output(provider, upstream):
         "POST", gf.STREAM_PATH, gf.events(gf.chunk("Hi", finish_reason="STOP", usage=usage))
     )
     events = await collect(provider)
-    assert Usage(10, 24) in events
+    assert Usage(10, 24, reasoning_tokens=20) in events
 
 
 async def test_stream_reports_max_tokens_as_length(provider, upstream):
@@ -219,7 +256,156 @@ async def test_blocked_prompt_finishes_as_content_filter(provider, upstream):
     }
     upstream.add("POST", gf.STREAM_PATH, gf.events(blocked))
     events = await collect(provider)
-    assert events[-1] == Finish("content_filter")
+    assert events[-1] == Finish("content_filter", "prompt blocked: SAFETY")
+
+
+async def test_stream_without_a_finish_reason_after_text_is_cut_off(provider, upstream):
+    # A proxy timing out ends the body cleanly; no candidate ever had a finishReason.
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.text_stream("Step 1. Open the", " settings and", finish_reason=None),
+    )
+    events = await collect(provider)
+    assert (text_of(events), events[-1]) == ("Step 1. Open the settings and", Finish("cut_off"))
+    assert len(upstream.requests) == 1
+
+
+async def test_stream_without_a_finish_reason_or_text_is_retried(provider, upstream):
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(gf.chunk(usage=gf.usage_metadata(7, 0))),
+        gf.text_stream("Recovered"),
+    )
+    events = await collect(provider)
+    assert (text_of(events), events[-1]) == ("Recovered", Finish("stop"))
+
+
+@pytest.mark.parametrize(
+    "reason", ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MODEL_ARMOR"]
+)
+async def test_filtered_reply_without_content_finishes_as_content_filter(
+    provider, upstream, reason
+):
+    upstream.add("POST", gf.STREAM_PATH, gf.events(gf.safety_block(reason)))
+    events = await collect(provider)
+    assert events == [Usage(7, 0), Finish("content_filter", reason)]
+
+
+async def test_reply_filtered_halfway_keeps_its_text(provider, upstream):
+    upstream.add("POST", gf.STREAM_PATH, gf.events(gf.chunk("Once upon"), gf.safety_block()))
+    events = await collect(provider)
+    assert (text_of(events), events[-1]) == ("Once upon", Finish("content_filter", "SAFETY"))
+
+
+async def test_prompt_blocked_without_candidates_finishes_as_content_filter(provider, upstream):
+    upstream.add("POST", gf.STREAM_PATH, gf.events(gf.blocked_prompt("OTHER")))
+    events = await collect(provider)
+    assert events == [Usage(7, 0), Finish("content_filter", "prompt blocked: OTHER")]
+
+
+async def test_thoughts_stream_as_reasoning_then_max_tokens_is_length(provider, upstream):
+    usage = gf.usage_metadata(9, 0, thoughts_tokens=256)
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(
+            gf.chunk("The user says hello.", thought=True),
+            gf.chunk(" I should greet back", thought=True),
+            gf.chunk(finish_reason="MAX_TOKENS", usage=usage),
+        ),
+    )
+    events = await collect(provider)
+    assert events == [
+        ReasoningDelta("The user says hello."),
+        ReasoningDelta(" I should greet back"),
+        Usage(9, 256, reasoning_tokens=256),
+        Finish("length"),
+    ]
+
+
+async def test_thoughts_and_answer_are_kept_apart(provider, upstream):
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(gf.chunk("Let me think", thought=True), gf.chunk("Answer", finish_reason="STOP")),
+    )
+    events = await collect(provider)
+    assert (reasoning_of(events), text_of(events)) == ("Let me think", "Answer")
+
+
+async def test_unmapped_finish_reason_keeps_its_own_word_and_name(provider, upstream):
+    # The SDK drops the Gemini API's finishMessage; the reason alone must still come through.
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(
+            gf.chunk(
+                finish_reason="MALFORMED_FUNCTION_CALL",
+                finish_message="Malformed function call: print(",
+            )
+        ),
+    )
+    events = await collect(provider)
+    assert events == [Finish("malformed_function_call", "MALFORMED_FUNCTION_CALL")]
+
+
+def test_finish_message_when_given_is_kept_in_the_detail():
+    assert _finish("SAFETY", "Blocked by the dangerous-content filter.") == Finish(
+        "content_filter", "SAFETY: Blocked by the dangerous-content filter."
+    )
+
+
+async def test_usage_only_on_the_last_event_is_reported(provider, upstream):
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.text_stream("Hel", "lo", prompt_tokens=5, usage_on_every_event=False),
+    )
+    events = await collect(provider)
+    assert events == [TextDelta("Hel"), TextDelta("lo"), Usage(5, 2), Finish("stop")]
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        gf.chunk(finish_reason="STOP"),  # no content at all
+        gf.chunk(parts=[], finish_reason="STOP"),  # content without parts
+        gf.chunk(parts=[{"text": ""}], finish_reason="STOP"),  # an empty text part
+        gf.chunk(parts=[{"thoughtSignature": "c2lnbmF0dXJl"}], finish_reason="STOP"),
+    ],
+    ids=["no-content", "no-parts", "empty-text", "signature-only"],
+)
+async def test_last_event_without_text_still_finishes(provider, upstream, last):
+    upstream.add("POST", gf.STREAM_PATH, gf.events(gf.chunk("Hello"), last))
+    events = await collect(provider)
+    assert events == [TextDelta("Hello"), Finish("stop")]
+
+
+async def test_citation_metadata_leaves_the_text_as_it_is(provider, upstream):
+    source = {"startIndex": 0, "endIndex": 5, "uri": "https://example.com/poem", "license": ""}
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(gf.chunk("Roses are red", finish_reason="STOP", citations=[source])),
+    )
+    events = await collect(provider)
+    assert events == [TextDelta("Roses are red"), Finish("stop")]
+
+
+async def test_finish_then_a_dropped_connection_still_finishes(provider, upstream):
+    last = gf.chunk("All there.", finish_reason="STOP", usage=gf.usage_metadata(3, 2))
+    upstream.add("POST", gf.STREAM_PATH, gf.events(last, Break()))
+    events = await collect(provider)
+    assert events == [TextDelta("All there."), Usage(3, 2), Finish("stop")]
+
+
+async def test_a_call_logs_no_sdk_notice(provider, upstream, caplog):
+    gf.reply(upstream, "ok")
+    with caplog.at_level(logging.INFO, logger="google_genai"):
+        await collect(provider)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("google_genai")] == []
 
 
 def test_get_response_returns_the_whole_text(provider, upstream):
@@ -484,6 +670,120 @@ async def test_unreachable_upstream_is_unavailable():
     google = GoogleProvider(api_key=KEY, base_url=url, timeout=0.5, max_retries=0)
     with pytest.raises(UnavailableError):
         await collect(google)
+
+
+# -- histories the API accepts ----------------------------------------------------------------
+
+_HISTORIES = {
+    # A reply failed and was left out; the person asked again.
+    "user-user": [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "user", "content": "What is the capital of France?"},
+    ],
+    # The reply came back empty (a filter, a refusal) and was stored empty.
+    "user-empty-user": [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Two"},
+    ],
+    # The history starts with the app's greeting.
+    "assistant-user": [
+        {"role": "assistant", "content": "What's your name?"},
+        {"role": "user", "content": "Bob"},
+    ],
+    # The reply to go on from is the last turn.
+    "user-assistant": [
+        {"role": "user", "content": "Write a poem"},
+        {"role": "assistant", "content": "Roses are red"},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(_HISTORIES))
+def test_the_fake_rejects_these_histories_as_the_api_does(name):
+    roles = {"user": "user", "assistant": "model"}
+    as_is = [
+        {"role": roles[m["role"]], "parts": [{"text": m["content"]}]} for m in _HISTORIES[name]
+    ]
+    assert gf.check_contents({"contents": as_is}) is not None
+
+
+@pytest.mark.parametrize("name", list(_HISTORIES))
+async def test_history_is_mapped_to_one_the_api_accepts(provider, upstream, name):
+    upstream.add("POST", gf.STREAM_PATH, gf.validated(gf.text_stream("Answer.")))
+    events = await collect(provider, _HISTORIES[name])
+    assert text_of(events) == "Answer."
+    assert gf.check_contents(upstream.requests[0].json()) is None
+
+
+async def test_repeated_question_reaches_the_api_as_one_user_turn(provider, upstream):
+    gf.reply(upstream, "Paris.")
+    await collect(provider, _HISTORIES["user-user"])
+    question = "What is the capital of France?"
+    assert upstream.requests[0].json()["contents"] == [
+        {"role": "user", "parts": [{"text": f"{question}\n\n{question}"}]}
+    ]
+
+
+# -- the fault matrix: every fault, its kind, never the key ---------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_FAULTS = {
+    "400-bad-key": (
+        lambda: gf.error_response(400, f"API key not valid: {KEY}", reason="API_KEY_INVALID"),
+        AuthenticationError,
+    ),
+    "401": (lambda: gf.error_response(401, f"Invalid credentials {KEY}"), AuthenticationError),
+    "403": (lambda: gf.error_response(403, f"{KEY} lacks permission"), PermissionDeniedError),
+    "404-model": (lambda: gf.model_not_found(MODEL), ModelNotFoundError),
+    "429": (lambda: gf.rate_limited(retry_after="60"), RateLimitedError),
+    "500": (lambda: gf.error_response(500, f"Internal error for {KEY}"), UnavailableError),
+    "503": (lambda: gf.error_response(503, "The model is overloaded."), UnavailableError),
+    "stream-dropped": (lambda: gf.text_stream("Hello", " wor", end=Break()), UnavailableError),
+    "malformed-event": (
+        lambda: StreamResponse([b"data: {not json\r\n\r\n"]),
+        UnavailableError,
+    ),
+    "html-error-page": (
+        lambda: JsonResponse(raw=b"<html>Bad gateway</html>", status=502, content_type="text/html"),
+        UnavailableError,
+    ),
+    "error-event-503": (
+        lambda: gf.events(gf.chunk("Hel"), gf.error_body(503, "The model is overloaded.")),
+        UnavailableError,
+    ),
+    "error-event-429": (
+        lambda: gf.events(gf.error_body(429, f"Quota exceeded for {KEY}")),
+        RateLimitedError,
+    ),
+    "timeout": (lambda: JsonResponse({}, delay=2.0), ProviderTimeoutError),
+}
+
+
+@pytest.mark.parametrize("fault", list(_FAULTS))
+async def test_fault_raises_its_kind_without_the_key(upstream, fault):
+    response, kind = _FAULTS[fault]
+    upstream.set_default("POST", gf.STREAM_PATH, response())
+    google = GoogleProvider(api_key=KEY, base_url=upstream.url, timeout=0.5, max_retries=0)
+    with pytest.raises(ProviderError) as caught:
+        await collect(google)
+    assert type(caught.value) is kind
+    assert KEY not in str(caught.value) and KEY not in caught.value.message
+
+
+async def test_refused_connection_raises_unavailable_without_the_key():
+    google = GoogleProvider(
+        api_key=KEY, base_url=f"http://127.0.0.1:{_free_port()}", timeout=0.5, max_retries=0
+    )
+    with pytest.raises(UnavailableError) as caught:
+        await collect(google)
+    assert KEY not in str(caught.value)
 
 
 # -- stopping early ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +19,23 @@ from chat.providers.base_provider import (
     ChatOptions,
     Finish,
     ModelNotFoundError,
+    PermissionDeniedError,
+    ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
+    ReasoningDelta,
     RetryPolicy,
     StreamEvent,
     TextDelta,
     UnavailableError,
     Usage,
 )
-from chat.providers.mistral_provider import MistralProvider, _build_request, _map_messages
+from chat.providers.mistral_provider import (
+    CONTINUE_USER_TURN,
+    MistralProvider,
+    _build_request,
+    _map_messages,
+)
 from chat.tests.fakes import mistral_fake as fake
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse
 
@@ -46,13 +55,17 @@ def make_provider(
 
 
 async def collect(
-    provider: MistralProvider, options: ChatOptions | None = None
+    provider: MistralProvider, options: ChatOptions | None = None, messages=HELLO
 ) -> list[StreamEvent]:
-    return [event async for event in provider.stream(HELLO, MODEL, options)]
+    return [event async for event in provider.stream(messages, MODEL, options)]
 
 
 def reply_text(events: list[StreamEvent]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def reasoning_text(events: list[StreamEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, ReasoningDelta))
 
 
 @pytest.fixture
@@ -96,6 +109,34 @@ def test_map_messages_drops_assistant_turns_without_text():
     ]
 
     assert [m["content"] for m in _map_messages(messages)] == ["Hi", "Anyone?"]
+
+
+def test_map_messages_moves_every_system_message_to_one_at_the_start():
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "system", "content": "Answer in French from now on."},
+        {"role": "user", "content": "How are you?"},
+    ]
+
+    assert _map_messages(messages, "Be brief.") == [
+        {"role": "system", "content": "Be brief.\n\nAnswer in French from now on."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+    ]
+
+
+def test_map_messages_asks_to_continue_after_a_trailing_assistant_turn():
+    messages = [{"role": "user", "content": "Write a poem"}, {"role": "assistant", "content": "Ro"}]
+
+    assert _map_messages(messages)[-1] == {"role": "user", "content": CONTINUE_USER_TURN}
+
+
+def test_map_messages_keeps_a_repeated_question_as_two_user_turns():
+    messages = [{"role": "user", "content": "Capital?"}, {"role": "user", "content": "Capital?"}]
+
+    assert _map_messages(messages) == messages
 
 
 def test_build_request_carries_model_temperature_and_max_tokens():
@@ -196,6 +237,14 @@ async def test_model_length_finish_is_reported_as_length(upstream):
 
     events = await collect(make_provider(upstream))
 
+    assert events[-1] == Finish("length", "model_length")
+
+
+async def test_length_finish_is_reported_as_length(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["cut"], finish_reason="length"))
+
+    events = await collect(make_provider(upstream))
+
     assert events[-1] == Finish("length")
 
 
@@ -221,6 +270,165 @@ async def test_thinking_chunks_are_not_part_of_the_reply(upstream):
     )
 
     assert reply_text(await collect(make_provider(upstream))) == "42"
+
+
+async def test_magistral_thinking_and_text_chunks_stream_apart(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.chat_stream(["Hello", "!"], thinking=["It's a greeting.", " Answer warmly."]),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert events == [
+        ReasoningDelta("It's a greeting."),
+        ReasoningDelta(" Answer warmly."),
+        TextDelta("Hello"),
+        TextDelta("!"),
+        Usage(10, 5),
+        Finish("stop"),
+    ]
+
+
+async def test_content_as_list_then_as_string_both_reach_the_reply(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.raw_stream(
+            [
+                fake.sse(fake.chunk([fake.thinking_chunk("It's a greeting")])),
+                fake.sse(fake.chunk([fake.text_chunk("Hello")])),
+                fake.sse(fake.chunk("!", finish_reason="stop")),
+                fake.sse("[DONE]"),
+            ]
+        ),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert (reasoning_text(events), reply_text(events)) == ("It's a greeting", "Hello!")
+
+
+async def test_reasoning_that_used_up_max_tokens_finishes_as_length(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.chat_stream([], thinking=["Step one...", " step two"], finish_reason="length"),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert (reply_text(events), reasoning_text(events)) == ("", "Step one... step two")
+    assert events[-1] == Finish("length")
+
+
+async def test_usage_only_in_the_last_chunk_is_reported(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["Hi"], usage=(7, 1)))
+
+    events = await collect(make_provider(upstream))
+
+    assert events[-2:] == [Usage(7, 1), Finish("stop")]
+
+
+async def test_stream_without_finish_reason_after_text_is_cut_off(upstream):
+    # A proxy timing out ends the body cleanly: no finish_reason, no [DONE].
+    stream = fake.chat_stream(["Step 1. Open the", " settings and"], finish_reason=None, done=False)
+    upstream.add("POST", fake.CHAT_PATH, stream)
+
+    events = await collect(make_provider(upstream))
+
+    assert reply_text(events) == "Step 1. Open the settings and"
+    assert events[-1] == Finish("cut_off")
+    assert len(upstream.requests) == 1
+
+
+async def test_done_without_a_finish_reason_is_cut_off(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["Partial"], finish_reason=None))
+
+    events = await collect(make_provider(upstream))
+
+    assert events[-1] == Finish("cut_off")
+
+
+async def test_stream_without_finish_reason_or_text_is_retried(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.chat_stream([], finish_reason=None, done=False),
+        fake.chat_stream(["Recovered"]),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert (reply_text(events), events[-1]) == ("Recovered", Finish("stop"))
+
+
+async def test_finish_reason_error_after_text_raises_without_retry(upstream):
+    upstream.set_default("POST", fake.CHAT_PATH, fake.chat_stream(["half"], finish_reason="error"))
+    received: list[StreamEvent] = []
+
+    with pytest.raises(UnavailableError):
+        async for event in make_provider(upstream).stream(HELLO, MODEL):
+            received.append(event)
+
+    assert (received, len(upstream.requests)) == ([TextDelta("half")], 1)
+
+
+# --- histories Mistral accepts -----------------------------------------------------------
+
+_HISTORIES = {
+    # A reply failed and was left out; the person asked again.
+    "user-user": [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "user", "content": "What is the capital of France?"},
+    ],
+    # The reply came back empty and was stored empty.
+    "user-empty-user": [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Two"},
+    ],
+    # The history starts with the app's greeting.
+    "assistant-user": [
+        {"role": "assistant", "content": "What's your name?"},
+        {"role": "user", "content": "Bob"},
+    ],
+    # The reply to go on from is the last turn.
+    "user-assistant": [
+        {"role": "user", "content": "Write a poem"},
+        {"role": "assistant", "content": "Roses are red"},
+    ],
+    # A system message after the assistant (an API client's history).
+    "system-after-assistant": [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "How are you?"},
+    ],
+}
+_REJECTED_AS_IS = ["user-empty-user", "user-assistant", "system-after-assistant"]
+
+
+@pytest.mark.parametrize("name", _REJECTED_AS_IS)
+def test_the_fake_rejects_these_histories_as_mistral_does(name):
+    assert fake.check_messages(_HISTORIES[name]) is not None
+
+
+@pytest.mark.parametrize("name", list(_HISTORIES))
+async def test_history_is_mapped_to_one_mistral_accepts(upstream, name):
+    upstream.add("POST", fake.CHAT_PATH, fake.validated(fake.chat_stream(["Answer."])))
+
+    events = await collect(make_provider(upstream, max_retries=0), messages=_HISTORIES[name])
+
+    assert reply_text(events) == "Answer."
+    assert fake.check_messages(upstream.requests[0].json()["messages"]) is None
+
+
+def test_the_fake_accepts_what_mistral_accepts_as_it_is():
+    # Mistral takes user after user and an opening assistant turn: nothing to merge.
+    assert fake.check_messages(_HISTORIES["user-user"]) is None
+    assert fake.check_messages(_HISTORIES["assistant-user"]) is None
 
 
 # --- models ------------------------------------------------------------------------------
@@ -386,6 +594,101 @@ async def test_unreachable_upstream_raises_unavailable(upstream):
 
     with pytest.raises(UnavailableError):
         await collect(provider)
+
+
+# --- the fault matrix: every fault, its kind, never the key -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+_FAULTS = {
+    "401": (lambda: fake.error_response(401), AuthenticationError),
+    "403": (
+        lambda: fake.error_response(403, f"Key {FAKE_KEY} may not use this model"),
+        PermissionDeniedError,
+    ),
+    "404-model": (lambda: fake.error_response(404, "Model not found"), ModelNotFoundError),
+    "400-invalid-model": (lambda: fake.invalid_model_response(MODEL), ModelNotFoundError),
+    "429": (
+        lambda: fake.error_response(
+            429, f"Rate limit exceeded for {FAKE_KEY}", headers={"Retry-After": "60"}
+        ),
+        RateLimitedError,
+    ),
+    "500": (lambda: fake.error_response(500, f"Internal error ({FAKE_KEY})"), UnavailableError),
+    "503": (lambda: fake.error_response(503, "Service unavailable"), UnavailableError),
+    "stream-dropped": (lambda: fake.broken_stream(["Hello", " wor"]), UnavailableError),
+    "malformed-event": (lambda: fake.raw_stream(["data: {not json\n\n"]), UnavailableError),
+    "error-event": (
+        lambda: fake.raw_stream(
+            [fake.sse(fake.chunk("", role="assistant")), fake.error_event("Overloaded")]
+        ),
+        UnavailableError,
+    ),
+    "error-event-capacity": (
+        lambda: fake.raw_stream(
+            [fake.error_event("Service tier capacity exceeded", "service_tier_capacity_exceeded")]
+        ),
+        RateLimitedError,
+    ),
+    "error-event-gateway-shape": (
+        lambda: fake.raw_stream([fake.sse({"error": {"message": "The server is overloaded"}})]),
+        UnavailableError,
+    ),
+    "finish-reason-error": (
+        lambda: fake.chat_stream([], finish_reason="error"),
+        UnavailableError,
+    ),
+    "timeout": (lambda: fake.chat_stream(delay=2.0), ProviderTimeoutError),
+}
+
+
+@pytest.mark.parametrize("fault", list(_FAULTS))
+async def test_fault_raises_its_kind_without_the_key(upstream, fault):
+    response, kind = _FAULTS[fault]
+    upstream.set_default("POST", fake.CHAT_PATH, response())
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(make_provider(upstream, timeout=0.5, max_retries=0))
+
+    assert type(caught.value) is kind
+    assert FAKE_KEY not in str(caught.value) and FAKE_KEY not in caught.value.message
+
+
+async def test_error_event_keeps_the_upstream_message(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.raw_stream([fake.error_event("Model overloaded")]))
+
+    with pytest.raises(UnavailableError, match="Model overloaded"):
+        await collect(make_provider(upstream, max_retries=0))
+
+
+async def test_refused_connection_raises_unavailable_without_the_key():
+    provider = MistralProvider(
+        api_key=FAKE_KEY, base_url=f"http://127.0.0.1:{_free_port()}", max_retries=0
+    )
+    provider.retry_policy = RetryPolicy(max_retries=0)
+
+    with pytest.raises(UnavailableError) as caught:
+        await collect(provider)
+
+    assert FAKE_KEY not in str(caught.value)
+
+
+async def test_503_before_text_is_retried_then_answers(upstream):
+    upstream.add(
+        "POST",
+        fake.CHAT_PATH,
+        fake.error_response(503, "Service unavailable"),
+        fake.chat_stream(["Fine"]),
+    )
+
+    events = await collect(make_provider(upstream))
+
+    assert (reply_text(events), len(upstream.requests)) == ("Fine", 2)
 
 
 # --- stop --------------------------------------------------------------------------------
