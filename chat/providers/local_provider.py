@@ -8,6 +8,11 @@ reply is generated in a worker thread, one reply at a time per model (others wai
 turn); the worker hands every token to the event loop with ``call_soon_threadsafe``.
 When the consumer stops (the user pressed Stop), a flag ends the generation within a
 token and frees the model for the next request.
+
+Reasoning models (DeepSeek-R1 distills, Qwen3, SmolLM3 in GGUF) write their thinking
+first, between ``<think>`` and ``</think>``: it streams as ``ReasoningDelta``, apart from
+the answer, through the same reader as OpenAI-compatible servers
+(``openai_provider.ChunkReader`` and ``reasoning.ThinkTagSplitter``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,13 +41,14 @@ from .base_provider import (
     ProviderError,
     ProviderStatus,
     ProviderTimeoutError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
     Usage,
     clean_upstream_message,
-    with_system_prompt,
 )
+from .openai_provider import ChunkReader, alternating_history
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -200,6 +206,24 @@ def _acquire(lock: threading.Lock, stop: threading.Event, timeout: float) -> boo
     return False
 
 
+def reply_events(
+    chunks: Iterable[Mapping[str, Any]], *, label: str = ""
+) -> Iterator[list[StreamEvent]]:
+    """The events of a reply, one list per chunk of ``create_chat_completion(stream=True)``
+    and a last list at the end (so a caller can stop between any two chunks).
+
+    llama-cpp-python streams OpenAI-shaped chunks (``{"choices": [{"delta": {"content":
+    ...}, "finish_reason": ...}]}``): they are read like an OpenAI-compatible server's
+    (``openai_provider.ChunkReader``), so a leading ``<think>`` block streams as
+    ``ReasoningDelta`` (``reasoning.ThinkTagSplitter``) and the last list ends with a
+    ``Finish`` when llama.cpp gave a finish reason ("stop", or "length" at max tokens).
+    No ``Usage``: llama.cpp streams no counts; the provider counts the tokens."""
+    reader = ChunkReader(label=label)
+    for chunk in chunks:
+        yield reader.read(chunk)
+    yield reader.end()
+
+
 # --- The provider -----------------------------------------------------------------------
 
 
@@ -291,16 +315,23 @@ class LocalProvider(BaseProvider):
 
     @staticmethod
     def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, str]]:
-        """OpenAI-shaped messages for the model's chat template, system prompt first."""
-        return with_system_prompt(messages, system_prompt)
+        """OpenAI-shaped messages for the model's chat template, one system message first,
+        blank turns dropped and same-role turns merged (``alternating_history``): any GGUF
+        may be configured, and the chat templates of many (Mistral, Llama 2, Gemma) raise
+        on a history that does not alternate, which a failed reply leaves behind."""
+        return alternating_history(messages, system_prompt)
 
     @staticmethod
     def _build_request(
         messages: Sequence[Message], model: str, options: ChatOptions
     ) -> dict[str, Any]:
-        """Keyword arguments for ``Llama.create_chat_completion``."""
+        """Keyword arguments for ``Llama.create_chat_completion``. Raises BadRequestError
+        when the history holds nothing to answer (only blank turns)."""
+        mapped = LocalProvider._map_messages(messages, options.system_prompt)
+        if not any(message["role"] != "system" for message in mapped):
+            raise BadRequestError("there is no message to answer")
         request: dict[str, Any] = {
-            "messages": LocalProvider._map_messages(messages, options.system_prompt),
+            "messages": mapped,
             "max_tokens": options.max_tokens or DEFAULT_MAX_TOKENS,
             "stream": True,
         }
@@ -392,27 +423,38 @@ class LocalProvider(BaseProvider):
                 f"(or raise LOCAL_MODEL_CONTEXT)",
                 provider=self.label,
             )
-        parts: list[str] = []
-        finish = "stop"
         chunks = model.llama.create_chat_completion(
             **{**request, "max_tokens": min(request["max_tokens"], room)}
         )
+        text: list[str] = []
+        reasoning: list[str] = []
         try:
-            for chunk in chunks:
+            for events in reply_events(chunks, label=self.label):
                 if stop.is_set():
                     return
-                choice = chunk["choices"][0]
-                text = choice["delta"].get("content")
-                if text:
-                    parts.append(text)
-                    emit(TextDelta(text))
-                finish = choice.get("finish_reason") or finish
+                for event in events:
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                    elif isinstance(event, ReasoningDelta):
+                        reasoning.append(event.text)
+                    elif isinstance(event, Finish):  # the usage goes before it
+                        emit(self._usage(model, prompt_tokens, text, reasoning))
+                    emit(event)
         finally:
             chunks.close()
-        reply = "".join(parts).encode()
-        completion_tokens = len(model.llama.tokenize(reply, add_bos=False)) if reply else 0
-        emit(Usage(prompt_tokens, completion_tokens))
-        emit(Finish(finish))
+
+    @staticmethod
+    def _usage(
+        model: LoadedModel, prompt_tokens: int, text: list[str], reasoning: list[str]
+    ) -> Usage:
+        """The reply's usage: llama-cpp-python streams no counts, so count the tokens."""
+
+        def count(parts: list[str]) -> int:
+            joined = "".join(parts).encode()
+            return len(model.llama.tokenize(joined, add_bos=False)) if joined else 0
+
+        thinking = count(reasoning) if reasoning else None
+        return Usage(prompt_tokens, count(text) + (thinking or 0), thinking)
 
     def _map_error(self, e: BaseException) -> ProviderError:
         """A readable ProviderError for a failure inside llama.cpp."""

@@ -12,15 +12,40 @@ a base URL, takes the key as optional, sends ``max_tokens`` (which those servers
 instead of ``max_completion_tokens`` and shows their model list unfiltered.
 
 Shape, as in every provider module: ``_map_messages`` and ``_build_request`` are pure,
-``_stream`` makes the call, ``_map_error`` turns SDK errors into ``ProviderError``.
-The SDK's own retries are off (``max_retries=0``): ``BaseProvider.stream`` retries, and
-only before the first token.
+``_stream`` makes the call, ``ChunkReader`` turns the streamed chunks into events and
+``_map_error`` turns SDK errors into ``ProviderError``. The SDK's own retries are off
+(``max_retries=0``): ``BaseProvider.stream`` retries, and only before the first token.
+
+The stream shapes accepted (each is a case in chat/tests/providers/test_openai_provider.py,
+served by chat/tests/fakes/openai_fake.py), beyond OpenAI's own:
+
+* the usage on a last chunk without a ``choices`` key, or with ``choices: []`` (Azure's
+  first chunk carries only ``prompt_filter_results``), or inside the finish chunk (vLLM,
+  llama.cpp), or under ``x_groq.usage`` (Groq), with null counts tolerated;
+* ``delta`` missing, ``{}`` or ``null``; ``content`` null, a string or a list of typed
+  parts (Mistral's thinking/text chunks); reasoning in ``reasoning_content`` (DeepSeek,
+  vLLM, llama.cpp, LM Studio) or ``reasoning`` (OpenRouter, Ollama, Groq), or inline as
+  a leading ``<think>`` block (``reasoning.ThinkTagSplitter``);
+* the choice followed is the first index that appears (some proxies number it 1);
+* SSE comments (``: OPENROUTER PROCESSING``, ``: keep-alive``) are skipped by the SDK;
+* errors inside a 200 stream: ``{"error": {...}}`` (OpenAI, OpenRouter, newer vLLM),
+  ``{"object": "error", ...}`` (older vLLM), ``finish_reason: "error"`` or DeepSeek's
+  ``insufficient_system_resource``: a ``ProviderError`` whose kind follows the error's
+  code;
+* a 200 answer that is not an event stream: a whole ``chat.completion`` JSON (a server
+  that ignored ``stream``) is read as the reply; anything else (an HTML page) is an error
+  naming its content type.
+
+A ``Finish`` is yielded only when the upstream sent a finish reason: a stream that stops
+without one (a proxy timing out, with or without ``[DONE]``) gets its end from
+``BaseProvider.stream`` (cut off, or a retried failure when nothing arrived).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import threading
 import weakref
@@ -33,31 +58,65 @@ from .base_provider import (
     BaseProvider,
     ChatOptions,
     Finish,
+    FinishReason,
     ModelNotFoundError,
     NotConfiguredError,
+    PermissionDeniedError,
     ProviderError,
     ProviderStatus,
     ProviderTimeoutError,
+    RateLimitedError,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
     Usage,
     clean_upstream_message,
     error_for_status,
+    merge_consecutive,
     parse_retry_after,
-    with_system_prompt,
+    split_system,
 )
+from .reasoning import ThinkTagSplitter, content_part_events
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+
+logger = logging.getLogger(__name__)
 
 OPENAI_API_URL = "https://api.openai.com/v1"
 
 # The SDK refuses an empty key; a keyless local server ignores this one.
 KEY_PLACEHOLDER = "not-needed"
 
-# Finish reasons with another name for the same thing.
-_FINISH_REASONS = {"function_call": "tool_calls"}
+# Finish reasons as servers spell them -> FinishReason. OpenAI's own words, the older
+# "function_call", TGI's "eos_token"/"stop_sequence", and Anthropic's words that some
+# proxies pass through. Anything else is kept as the server's own word.
+_FINISH_REASONS: dict[str, str] = {
+    "stop": FinishReason.STOP,
+    "eos": FinishReason.STOP,
+    "eos_token": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "end_turn": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "max_tokens": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "refusal": FinishReason.REFUSAL,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+    "tool_use": FinishReason.TOOL_CALLS,
+}
+# Finish reasons that say the server failed while answering (OpenRouter's "error",
+# DeepSeek's "insufficient_system_resource"): an error, not an end.
+_FAILED_FINISH_REASONS = {
+    "error": "the server reported an error while answering",
+    "insufficient_system_resource": "the server ran out of resources while answering",
+}
+
+# The Chat Completions API wants the history to start with a user turn after the system
+# message on servers whose chat template enforces alternation; a conversation that opens
+# with an assistant turn (a greeting the app showed) keeps it, after this stand-in.
+OPENING_USER_TURN = "[conversation start]"
 
 # Ids in OpenAI's model list that are not chat models (or not for Chat Completions).
 _CHAT_PREFIXES = ("gpt-", "chatgpt-", "o1", "o3", "o4")
@@ -80,6 +139,37 @@ def accepts_temperature(model: str) -> bool:
     """False for OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...), which reject any
     temperature but their default; ``gpt-5-chat-latest`` takes one."""
     return not _FIXED_TEMPERATURE.match(model.lower().removeprefix("ft:"))
+
+
+def alternating_history(
+    messages: Sequence[Mapping[str, str]], system_prompt: str = ""
+) -> list[dict[str, str]]:
+    """OpenAI-shaped messages -> a history that chat templates requiring alternation
+    accept, whatever happened in the conversation before.
+
+    ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` in, the same shape
+    out:
+
+    * one system message first: the options' system prompt, then the text of any system
+      messages of the history, joined by a blank line (the chat templates of Mistral,
+      Llama 2 and Gemma accept a system message only in first place);
+    * blank turns dropped (a failed, stopped or empty reply says nothing, and some
+      servers reject empty content);
+    * consecutive turns of one role merged into one, separated by a blank line. Those
+      arise whatever the person does right: a reply that failed is left out of the
+      history, so the question before it and the next one become two user turns in a
+      row. Servers whose chat template requires alternation (vLLM, the llama.cpp server,
+      LM Studio, Ollama, llama-cpp-python with a Mistral or Llama 2 template) answer them
+      with "conversation roles must alternate user/assistant/user/assistant/...", and the
+      conversation would fail from then on;
+    * after the system message, a user turn first (``OPENING_USER_TURN`` before an
+      opening assistant turn, which is kept: the next question may refer to it).
+    """
+    system, turns = split_system(messages, system_prompt)
+    turns = merge_consecutive([turn for turn in turns if turn["content"].strip()])
+    if turns and turns[0]["role"] == "assistant":
+        turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
+    return [{"role": "system", "content": system}, *turns] if system else turns
 
 
 # One SDK client per event loop and configuration: building one costs ~20 ms of CPU (TLS
@@ -141,16 +231,25 @@ class OpenAIProvider(BaseProvider):
     def _map_messages(
         messages: Sequence[Mapping[str, str]], system_prompt: str = ""
     ) -> list[dict[str, str]]:
-        """OpenAI's own shape: the options' system prompt as the first system message."""
-        return with_system_prompt(messages, system_prompt)
+        """A history every Chat Completions server accepts: see ``alternating_history``.
+
+        OpenAI proper gets the same history: its API takes any order, and reads two
+        merged turns as it reads them apart, while ``OPENAI_BASE_URL`` may point at a
+        gateway (LiteLLM, Azure, OpenRouter) in front of a model with a strict template.
+        """
+        return alternating_history(messages, system_prompt)
 
     def _build_request(
         self, messages: Sequence[Mapping[str, str]], model: str, options: ChatOptions
     ) -> dict[str, Any]:
-        """The keyword arguments of ``chat.completions.create``."""
+        """The keyword arguments of ``chat.completions.create``. Raises BadRequestError
+        when the history holds nothing to answer (only blank turns)."""
+        mapped = self._map_messages(messages, options.system_prompt)
+        if not any(message["role"] != "system" for message in mapped):
+            raise BadRequestError("there is no message to answer", provider=self.label)
         request: dict[str, Any] = {
             "model": model,
-            "messages": self._map_messages(messages, options.system_prompt),
+            "messages": mapped,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -193,36 +292,47 @@ class OpenAIProvider(BaseProvider):
         try:
             stream = await client.chat.completions.create(**request)
         except Exception as e:
+            blocked = _prompt_blocked(e)
+            if blocked is not None:
+                yield blocked
+                return
             raise self._map_error(e) from e
-        finish_reason: str | None = None
-        usage: Usage | None = None
-        got_text = False
+        reader = ChunkReader(label=self.label)
         try:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(
-                        input_tokens=chunk.usage.prompt_tokens or 0,
-                        output_tokens=chunk.usage.completion_tokens or 0,
-                    )
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    text = choice.delta.content if choice.delta is not None else None
-                    if text:
-                        got_text = True
-                        yield TextDelta(text)
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
+            content_type = stream.response.headers.get("content-type", "").split(";")[0].strip()
+            if content_type == "application/json" or content_type.endswith("+json"):
+                # A server that ignored ``stream``: the whole completion in one body.
+                body = await stream.response.aread()
+                for event in reader.read_completion(json.loads(body)):
+                    yield event
+                return
+            if content_type.startswith("text/html"):
+                raise UnavailableError(
+                    f"{self._host()} answered with a web page ({content_type}), not an event "
+                    f"stream (check the base URL {self._resolved_base_url()})",
+                    provider=self.label,
+                )
+            try:
+                async for chunk in stream:
+                    for event in reader.read(chunk):
+                        yield event
+            except Exception as e:
+                if not (reader.finish_reason and _is_transport_error(e)):
+                    raise
+                # The server said it finished; losing the connection after that (before
+                # the usage or [DONE]) takes nothing from the reply.
+                logger.info("%s: connection lost after the finish reason", self.name)
+            if reader.chunks == 0:
+                raise UnavailableError(
+                    f"{self._host()} sent no reply events (content type {content_type or 'none'})",
+                    provider=self.label,
+                )
+            for event in reader.end():
+                yield event
         except Exception as e:
             raise self._map_error(e) from e
         finally:
             await stream.close()
-        if finish_reason is None and not got_text:
-            raise UnavailableError("the reply was empty", provider=self.label)
-        if usage is not None:
-            yield usage
-        reason = finish_reason or "stop"
-        yield Finish(_FINISH_REASONS.get(reason, reason))
 
     async def fetch_models(self) -> list[str]:
         client = self._client()
@@ -255,7 +365,10 @@ class OpenAIProvider(BaseProvider):
         if isinstance(error, openai.APIStatusError):
             return self._status_error(error)
         if isinstance(error, openai.APIError):  # an error event inside the stream
-            return UnavailableError(self._redact(_error_message(error)), provider=self.label)
+            body = error.body if isinstance(error.body, Mapping) else {"message": error.message}
+            mapped = error_for_event(body, provider=self.label)
+            mapped.message = self._redact(mapped.message)
+            return mapped
         if isinstance(error, json.JSONDecodeError):
             return UnavailableError("the reply could not be read", provider=self.label)
         return UnavailableError(
@@ -313,6 +426,276 @@ def _error_message(error: Any) -> str:
 def _is_model_error(error: Any, message: str) -> bool:
     code = getattr(error, "code", None) or ""
     return code == "model_not_found" or "model" in message.lower()
+
+
+# Words in the ``code``/``type`` of an error reported inside a stream -> its kind, for
+# errors without an HTTP status (OpenRouter's "server_error", vLLM's "BadRequestError").
+_ERROR_WORDS: tuple[tuple[str, type[ProviderError]], ...] = (
+    ("rate_limit", RateLimitedError),
+    ("too_many_requests", RateLimitedError),
+    ("quota", RateLimitedError),
+    ("authentication", AuthenticationError),
+    ("invalid_api_key", AuthenticationError),
+    ("permission", PermissionDeniedError),
+    ("model_not_found", ModelNotFoundError),
+    ("notfound", ModelNotFoundError),
+    ("context_length", BadRequestError),
+    ("invalid_request", BadRequestError),
+    ("badrequest", BadRequestError),
+    ("timeout", ProviderTimeoutError),
+)
+
+
+def error_for_event(error: Mapping[str, Any], *, provider: str = "") -> ProviderError:
+    """The ProviderError for an error an upstream reports inside a 200 stream.
+
+    ``error`` is the error object: ``{"message", "code", "type", ...}`` as OpenAI,
+    OpenRouter and vLLM send it (``{"error": {...}}``, or vLLM's older top-level
+    ``{"object": "error", "message", "type", "code"}``). An HTTP status in ``code`` or
+    ``status`` (OpenRouter sends 502, vLLM 400) chooses the kind as ``error_for_status``
+    does; otherwise words of ``code``/``type`` do ("rate_limit_exceeded",
+    "BadRequestError"...); anything else is ``UnavailableError``. The message is the
+    upstream's own, cleaned (``clean_upstream_message``)."""
+    message = clean_upstream_message(str(error.get("message") or "")) or (
+        "the server reported an error while answering"
+    )
+    for key in ("code", "status", "status_code"):
+        status = _http_status(error.get(key))
+        if status is not None:
+            return error_for_status(status, message, provider=provider)
+    words = " ".join(str(error.get(key) or "") for key in ("code", "type")).lower()
+    for word, cls in _ERROR_WORDS:
+        if word in words:
+            return cls(message, provider=provider)
+    return UnavailableError(message, provider=provider)
+
+
+def _http_status(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+        return value
+    return None
+
+
+def _get(obj: Any, name: str) -> Any:
+    """A field of a chunk part: a key of a dict, or a field (declared or extra) of an SDK
+    model built without validation. None when absent. Per chunk, so it reads pydantic's
+    ``__dict__`` and ``__pydantic_extra__`` directly: ``getattr`` of a missing extra
+    field goes through pydantic's ``__getattr__`` and an exception, several times slower."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if fields is None:
+        return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    if name in fields:
+        return fields[name]
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return extra.get(name) if extra else None
+
+
+def _extra(obj: Any) -> Mapping[str, Any]:
+    """The fields an SDK model does not declare (``x_groq``, ``prompt_filter_results``)."""
+    if isinstance(obj, dict):
+        return obj
+    return getattr(obj, "__pydantic_extra__", None) or {}
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def read_usage(raw: Any) -> Usage | None:
+    """``Usage`` from a Chat Completions usage object (``prompt_tokens``,
+    ``completion_tokens``, ``completion_tokens_details.reasoning_tokens``), a dict or an
+    SDK model; None when it holds no counts. Null counts read as 0."""
+    if raw is None:
+        return None
+    prompt = _count(_get(raw, "prompt_tokens"))
+    completion = _count(_get(raw, "completion_tokens"))
+    if prompt is None and completion is None:
+        return None
+    reasoning = _count(_get(_get(raw, "completion_tokens_details"), "reasoning_tokens"))
+    return Usage(prompt or 0, completion or 0, reasoning)
+
+
+def _filtered_categories(results: Any) -> list[str]:
+    """The categories Azure's content filter blocked (``{"hate": {"filtered": true}}``)."""
+    if not isinstance(results, Mapping):
+        return []
+    return sorted(
+        str(name)
+        for name, result in results.items()
+        if isinstance(result, Mapping) and result.get("filtered") is True
+    )
+
+
+def _prompt_blocked(error: Exception) -> Finish | None:
+    """Azure OpenAI refuses a prompt its content filter blocks with a 400 whose code is
+    "content_filter": that is the safety filter's answer, not a malformed request."""
+    import openai
+
+    if not isinstance(error, openai.BadRequestError) or error.code != "content_filter":
+        return None
+    body = error.body if isinstance(error.body, Mapping) else {}
+    inner = body.get("innererror")
+    categories = _filtered_categories(
+        inner.get("content_filter_result") if isinstance(inner, Mapping) else None
+    )
+    detail = "prompt blocked" + (f": {', '.join(categories)}" if categories else "")
+    return Finish(FinishReason.CONTENT_FILTER, detail)
+
+
+def _is_transport_error(error: Exception) -> bool:
+    import openai
+
+    return isinstance(error, openai.APIConnectionError)  # APITimeoutError included
+
+
+class ChunkReader:
+    """The events of one streamed Chat Completion, chunk by chunk (pure: no I/O).
+
+    ``read(chunk)`` takes each chunk as the SDK builds it (a ``ChatCompletionChunk``
+    constructed without validation, so any field may be missing, null or of another
+    type; a plain dict works too) and returns the reasoning and text events in order.
+    ``end()`` returns the rest once the stream is over: text held back by the ``<think>``
+    splitter, the last usage seen, and a ``Finish`` only if the server sent a finish
+    reason. ``read_completion(body)`` reads a whole non-streamed ``chat.completion``.
+    Errors the server reports inside the stream raise ProviderError.
+    """
+
+    __slots__ = (
+        "_index",
+        "_refused",
+        "_splitter",
+        "chunks",
+        "finish_detail",
+        "finish_reason",
+        "label",
+        "usage",
+    )
+
+    def __init__(self, *, label: str = "") -> None:
+        self.label = label
+        self.chunks = 0  # chunks read (events of the stream that were JSON objects)
+        self.finish_reason: str | None = None  # as the server spelt it
+        self.finish_detail = ""
+        self.usage: Usage | None = None
+        self._index: Any = None  # the choice followed: the first index seen
+        self._splitter = ThinkTagSplitter()
+        self._refused = False
+
+    def read(self, chunk: Any) -> list[StreamEvent]:
+        """The events of one chunk. Raises ProviderError for an error it reports."""
+        if chunk is None:  # "data: null"
+            return []
+        if isinstance(chunk, (str, list, int, float)):
+            raise UnavailableError(
+                "the reply could not be read (an event that is not a JSON object)",
+                provider=self.label,
+            )
+        self.chunks += 1
+        extra = _extra(chunk)
+        if _get(chunk, "object") == "error":
+            raise error_for_event({**extra, "object": "error"}, provider=self.label)
+        usage = read_usage(_get(chunk, "usage"))
+        if usage is None:
+            usage = read_usage(_get(extra.get("x_groq"), "usage"))
+        if usage is not None:
+            self.usage = usage
+        choices = _get(chunk, "choices")
+        if not choices or not isinstance(choices, list):
+            return []
+        events: list[StreamEvent] = []
+        for choice in choices:
+            index = _get(choice, "index")
+            if self._index is None:
+                self._index = index
+            elif index != self._index:
+                continue  # another choice (we ask for one; some servers number it 1)
+            self._read_delta(_get(choice, "delta"), events)
+            finish = _get(choice, "finish_reason")
+            if isinstance(finish, str) and finish:
+                self._finish_reason(finish, choice)
+        return events
+
+    def _read_delta(self, delta: Any, events: list[StreamEvent]) -> None:
+        if delta is None:
+            return
+        reasoning = _get(delta, "reasoning_content")
+        if not isinstance(reasoning, str) or not reasoning:
+            reasoning = _get(delta, "reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            events.append(ReasoningDelta(reasoning))
+        content = _get(delta, "content")
+        if isinstance(content, str):
+            if content:
+                events.extend(self._splitter.feed(content))
+        elif isinstance(content, list):
+            for event in content_part_events(content):
+                if isinstance(event, TextDelta):
+                    events.extend(self._splitter.feed(event.text))
+                else:
+                    events.append(event)
+        refusal = _get(delta, "refusal")
+        if isinstance(refusal, str) and refusal:
+            self._refused = True
+            events.extend(self._splitter.feed(refusal))
+
+    def _finish_reason(self, finish: str, choice: Any) -> None:
+        failed = _FAILED_FINISH_REASONS.get(finish.lower())
+        if failed:
+            raise UnavailableError(f"{failed} (finish reason {finish!r})", provider=self.label)
+        self.finish_reason = finish
+        if finish.lower() == "content_filter":
+            categories = _filtered_categories(_get(choice, "content_filter_results"))
+            self.finish_detail = ", ".join(categories)
+
+    def end(self) -> list[StreamEvent]:
+        """The events once the stream is over (see the class docstring)."""
+        events: list[StreamEvent] = list(self._splitter.flush())
+        if self.usage is not None:
+            events.append(self.usage)
+        if self.finish_reason:
+            raw = self.finish_reason
+            reason = _FINISH_REASONS.get(raw.lower(), raw)
+            if self._refused:
+                events.append(Finish(FinishReason.REFUSAL, "refusal"))
+            else:
+                detail = self.finish_detail or (raw if raw != reason else "")
+                events.append(Finish(reason, detail))
+        return events
+
+    def read_completion(self, body: Any) -> list[StreamEvent]:
+        """All events of a non-streamed ``chat.completion`` body (a parsed JSON value),
+        for a server that answered ``stream: true`` with the whole reply at once."""
+        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+            raise error_for_event(body["error"], provider=self.label)
+        choices = body.get("choices") if isinstance(body, Mapping) else None
+        if not isinstance(choices, list):
+            if isinstance(body, Mapping) and body.get("object") == "error":
+                raise error_for_event(body, provider=self.label)
+            raise UnavailableError(
+                "the reply could not be read (a JSON answer that is not a chat completion)",
+                provider=self.label,
+            )
+        chunk = {
+            **body,
+            "choices": [
+                {**choice, "delta": choice.get("message")}
+                for choice in choices
+                if isinstance(choice, Mapping)
+            ],
+        }
+        return [*self.read(chunk), *self.end()]
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

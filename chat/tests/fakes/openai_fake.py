@@ -13,16 +13,42 @@ Builders (``chat_completion``, ``stream_chunks``, ``error_body``...) return plai
 for tests that assemble their own responses. Every ``install_*`` takes ``path`` (the
 route regex, by default ``/v1/chat/completions`` or ``/v1/models``) and ``default``:
 ``False`` queues the response for one request, ``True`` answers every request.
+
+Other servers' shapes of the same format (usage chunks without ``choices``, ``x_groq``,
+reasoning fields, typed content parts, SSE comments, errors inside the stream...) are
+written with ``envelope`` and ``choice`` and served with ``events_response``::
+
+    events_response(
+        b": OPENROUTER PROCESSING\n\n",
+        envelope(choices=[choice({"reasoning": "Hmm"})]),
+        envelope(choices=[choice({"content": "Hi"}, finish_reason="stop")]),
+    )
+
+``strict_roles(response)`` answers like a server whose chat template requires
+alternating roles (vLLM, llama.cpp with a Mistral or Llama 2 template): a 400 for a
+history that does not alternate. ``CloseDelimitedUpstream`` serves a body without a
+length that ends when the server closes the connection.
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .server import Break, FakeUpstream, JsonResponse, Pause, Response, StreamResponse, sse
+from .server import (
+    Break,
+    FakeUpstream,
+    JsonResponse,
+    Pause,
+    RecordedRequest,
+    Response,
+    StreamResponse,
+    sse,
+)
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -159,6 +185,83 @@ def stream_chunks(
     return items
 
 
+def envelope(
+    completion_id: str = "chatcmpl-fake", *, model: str = "gpt-4o-mini", **fields: Any
+) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` envelope (``id``, ``object``, ``created``, ``model``)
+    around ``fields``, taken exactly as given: for the shapes other servers send (no
+    ``choices`` key, ``x_groq``, ``prompt_filter_results``, ``timings``...)."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        **fields,
+    }
+
+
+def choice(
+    delta: Any, *, finish_reason: str | None = None, index: int = 0, **fields: Any
+) -> dict[str, Any]:
+    """One streamed choice; ``delta`` is sent as given (a dict, ``{}`` or ``None``)."""
+    return {"index": index, "delta": delta, "finish_reason": finish_reason, **fields}
+
+
+def events_response(
+    *events: Mapping[str, Any] | bytes | Pause | Break, done: bool = True, **kwargs: Any
+) -> StreamResponse:
+    """A stream of ``events``: each dict as one ``data:`` event, bytes as written (SSE
+    comments, malformed lines, other event fields), then ``data: [DONE]`` unless
+    ``done=False``. ``kwargs`` go to ``StreamResponse`` (``status``, ``content_type``)."""
+    items: list[bytes | Pause | Break] = [
+        sse(event) if isinstance(event, Mapping) else event for event in events
+    ]
+    if done:
+        items.append(DONE)
+    return StreamResponse(items, **kwargs)
+
+
+ALTERNATION_ERROR = "Conversation roles must alternate user/assistant/user/assistant/..."
+
+
+def roles_alternate(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a Chat Completions history passes a strict chat template: an optional
+    system message first, then user, assistant, user... starting with a user turn."""
+    roles = [message.get("role") for message in messages]
+    if roles[:1] == ["system"]:
+        roles = roles[1:]
+    return all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles))
+
+
+def alternation_error_response() -> JsonResponse:
+    """vLLM's 400 for a history its chat template refuses (its error object, top-level)."""
+    return JsonResponse(
+        {
+            "object": "error",
+            "message": ALTERNATION_ERROR,
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        },
+        status=400,
+    )
+
+
+def strict_roles(
+    response: Response | Callable[[], Response],
+) -> Callable[[RecordedRequest], Response]:
+    """A route handler that refuses histories whose roles do not alternate (see
+    ``roles_alternate``) with ``alternation_error_response`` and answers the others with
+    ``response`` (or a fresh one from a callable)."""
+
+    def handle(request: RecordedRequest) -> Response:
+        if not roles_alternate(request.json().get("messages") or []):
+            return alternation_error_response()
+        return response() if callable(response) else response
+
+    return handle
+
+
 def models_body(model_ids: Iterable[str], *, owned_by: str = "openai") -> dict[str, Any]:
     """The ``GET /v1/models`` list."""
     return {
@@ -222,7 +325,11 @@ def stream_response(
 
 
 def _install(
-    upstream: FakeUpstream, method: str, path: str, response: Response, default: bool
+    upstream: FakeUpstream,
+    method: str,
+    path: str,
+    response: Response | Callable[[RecordedRequest], Response],
+    default: bool,
 ) -> None:
     if default:
         upstream.set_default(method, path, response)
@@ -242,9 +349,12 @@ def install_openai_stream(
     delay: float = 0.0,
     break_after: int | None = None,
     default: bool = False,
+    require_alternating_roles: bool = False,
 ) -> None:
     """A streamed reply of ``deltas`` on ``POST path``. ``delay`` holds the status line
-    back (a slow upstream); see ``stream_chunks`` for the rest."""
+    back (a slow upstream); ``require_alternating_roles`` answers a history whose roles
+    do not alternate with a 400 instead (``strict_roles``); see ``stream_chunks`` for the
+    rest."""
     response = stream_response(
         deltas,
         delay=delay,
@@ -254,7 +364,13 @@ def install_openai_stream(
         pause=pause,
         break_after=break_after,
     )
-    _install(upstream, "POST", path, response, default)
+    _install(
+        upstream,
+        "POST",
+        path,
+        strict_roles(response) if require_alternating_roles else response,
+        default,
+    )
 
 
 def install_openai_completion(
@@ -306,3 +422,83 @@ def use_openai_not_found(upstream: FakeUpstream) -> None:
     upstream.not_found = lambda request: error_response(
         404, f"Invalid URL ({request.method} {request.route_path})", code="unknown_url"
     )
+
+
+# --- A body that ends when the connection closes ----------------------------------------
+
+
+class CloseDelimitedUpstream:
+    """A loopback HTTP server that answers every request with ``200``, ``content_type``
+    and ``body``, without Content-Length or chunked encoding: the body ends when the
+    server closes the connection, which HTTP/1.1 allows (RFC 9112, section 6.3) and which
+    a proxy that gives up on a slow upstream does. ``FakeUpstream`` always frames its
+    bodies, hence this small server::
+
+        with CloseDelimitedUpstream(b"data: ...\n\n") as server:
+            ... point the SDK at server.url + "/v1" ...
+    """
+
+    def __init__(self, body: bytes, *, content_type: str = "text/event-stream") -> None:
+        self.body = body
+        self.content_type = content_type
+        self.requests: list[bytes] = []  # the raw request heads
+        self._socket = socket.socket()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def __enter__(self) -> CloseDelimitedUpstream:
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self._socket.settimeout(0.05)  # accept() wakes up to notice __exit__
+        self._thread = threading.Thread(target=self._serve, name="close-delimited", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._socket.close()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                connection, _address = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                self._answer(connection)
+
+    def _answer(self, connection: socket.socket) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = connection.recv(65536)
+            if not data:
+                return
+            received += data
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            data = connection.recv(65536)
+            if not data:
+                break
+            body += data
+        self.requests.append(head)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: "
+            + self.content_type.encode()
+            + b"\r\nconnection: close\r\n\r\n"
+            + self.body
+        )
+        connection.shutdown(socket.SHUT_WR)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from chat.providers.base_provider import (
     ModelNotFoundError,
     NotConfiguredError,
     ProviderTimeoutError,
+    ReasoningDelta,
     RetryPolicy,
     TextDelta,
     UnavailableError,
@@ -32,7 +32,9 @@ from chat.providers.local_provider import (
     LocalProvider,
     _models,
     load_model,
+    reply_events,
 )
+from conftest import running_in_ci
 
 
 def _missing() -> str:
@@ -51,14 +53,14 @@ MISSING = _missing()
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.skipif(
-        bool(MISSING) and os.environ.get("CI") != "true",
+        bool(MISSING) and not running_in_ci(),
         reason=f"local model unavailable: {MISSING}",
     ),
 ]
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 COUNTING = [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}]
-LONG_ESSAY = [  # at temperature 0 SmolLM2 writes past 1500 tokens (~25 s) for this
+LONG_ESSAY = [  # at temperature 0 SmolLM2 writes past 1500 tokens for this
     {"role": "user", "content": "Write a very long essay about the history of the Roman Empire."}
 ]
 GREEDY = ChatOptions(temperature=0, max_tokens=40)
@@ -67,7 +69,7 @@ GREEDY = ChatOptions(temperature=0, max_tokens=40)
 @pytest.fixture(autouse=True)
 def _model_required_on_ci() -> None:
     if MISSING:  # reached only on CI, where a missing model is a failure
-        pytest.fail(f"CI=true but the local model cannot run: {MISSING}")
+        pytest.fail(f"CI is set but the local model cannot run: {MISSING}")
 
 
 def make_provider(**kwargs: object) -> LocalProvider:
@@ -147,44 +149,76 @@ async def test_concurrent_streams_both_complete_without_interleaving() -> None:
     assert tags == sorted(tags, key=lambda tag: tag != tags[0])  # one block, then the other
 
 
-async def test_closing_the_stream_early_frees_the_model_for_the_next_request() -> None:
+# Tokens the worker may still produce between Stop and noticing it (one is usually in
+# flight); the essay below would go on for about 1500.
+IN_FLIGHT = 8
+
+
+def generation_workers(provider: LocalProvider) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"{provider.name}-generate"]
+
+
+async def assert_generation_stopped(
+    provider: LocalProvider, workers: list[threading.Thread], prompt_tokens: int, received: int
+) -> None:
+    """The cause of "Stop frees the model": the worker ended, it produced no tokens after
+    Stop beyond the one in flight, the model lock is free and the next reply runs."""
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 120)  # a safety net, not the assertion
+    assert not any(worker.is_alive() for worker in workers)
+    model = load_model(provider.resolved_model_path(), provider.n_ctx, provider.n_threads)
+    assert model.llama.n_tokens - prompt_tokens <= received + IN_FLIGHT
+    assert model.generation_lock.acquire(blocking=False)
+    model.generation_lock.release()
+    events = await collect(provider, QUESTION, ChatOptions(temperature=0, max_tokens=5))
+    assert isinstance(events[-1], Finish)
+
+
+def essay_prompt_tokens(provider: LocalProvider) -> int:
+    model = load_model(provider.resolved_model_path(), provider.n_ctx, provider.n_threads)
+    return model.count_prompt_tokens(LONG_ESSAY)
+
+
+async def test_closing_the_stream_early_stops_generating_and_frees_the_model() -> None:
     provider = make_provider()
+    prompt_tokens = essay_prompt_tokens(provider)
     stream = provider.stream(
         LONG_ESSAY, provider.model_id, ChatOptions(temperature=0, max_tokens=1500)
     )
+    received = 0
     async for event in stream:
         if isinstance(event, TextDelta):
-            break
+            received += 1
+            if received == 3:
+                break
+    workers = generation_workers(provider)
     await stream.aclose()  # the user pressed Stop
 
-    started = time.monotonic()
-    events = await collect(provider, QUESTION, ChatOptions(temperature=0, max_tokens=5))
-
-    assert isinstance(events[-1], Finish)
-    assert time.monotonic() - started < 8  # the rest of the essay would take ~25 s
+    await assert_generation_stopped(provider, workers, prompt_tokens, received)
 
 
-async def test_cancelling_the_consumer_task_frees_the_model_for_the_next_request() -> None:
+async def test_cancelling_the_consumer_task_stops_generating_and_frees_the_model() -> None:
     provider = make_provider()
+    prompt_tokens = essay_prompt_tokens(provider)
     first_text = asyncio.Event()
+    received = 0
 
     async def consume() -> None:
+        nonlocal received
         options = ChatOptions(temperature=0, max_tokens=1500)
         async for event in provider.stream(LONG_ESSAY, provider.model_id, options):
             if isinstance(event, TextDelta):
+                received += 1
                 first_text.set()
 
     task = asyncio.create_task(consume())
     await first_text.wait()
+    workers = generation_workers(provider)
     task.cancel()  # the browser disconnected
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    started = time.monotonic()
-    events = await collect(provider, QUESTION, ChatOptions(temperature=0, max_tokens=5))
-
-    assert isinstance(events[-1], Finish)
-    assert time.monotonic() - started < 8  # the rest of the essay would take ~25 s
+    await assert_generation_stopped(provider, workers, prompt_tokens, received)
 
 
 async def test_waiting_longer_than_the_timeout_for_a_busy_model_raises_timeout() -> None:
@@ -332,3 +366,89 @@ def test_llama_runtime_failure_maps_to_unavailable_with_its_message() -> None:
 
     assert isinstance(error, UnavailableError)
     assert str(error) == "Local (SmolLM2): the local model failed: llama_decode returned -3"
+
+
+# --- reasoning: a leading <think> block (pure, llama-cpp-python's chunk shape) ----------
+
+
+def llama_chunks(texts: list[str], finish_reason: str | None = "stop") -> list[dict]:
+    """What ``Llama.create_chat_completion(stream=True)`` yields: a role chunk, one chunk
+    per piece of text, and an empty delta carrying the finish reason."""
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {
+            "id": "chatcmpl-1",
+            "model": "model.gguf",
+            "created": 1,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    chunks = [chunk({"role": "assistant"})] + [chunk({"content": text}) for text in texts]
+    if finish_reason is not None:
+        chunks.append(chunk({}, finish_reason))
+    return chunks
+
+
+def all_events(chunks: list[dict]) -> list:
+    return [event for events in reply_events(chunks) for event in events]
+
+
+def test_think_block_of_a_reasoning_gguf_streams_as_reasoning() -> None:
+    chunks = llama_chunks(["<think>", "\nThe user", " asks.", "</think>", "\n\nParis", "."])
+
+    assert all_events(chunks) == [
+        ReasoningDelta("The user"),
+        ReasoningDelta(" asks."),
+        TextDelta("Paris"),
+        TextDelta("."),
+        Finish("stop"),
+    ]
+
+
+def test_think_block_cut_by_max_tokens_stays_reasoning_and_ends_at_the_limit() -> None:
+    chunks = llama_chunks(["<thi", "nk>Let me count: 1,", " 2,"], finish_reason="length")
+
+    assert all_events(chunks) == [
+        ReasoningDelta("Let me count: 1,"),
+        ReasoningDelta(" 2,"),
+        Finish("length"),
+    ]
+
+
+def test_each_chunk_gives_its_own_list_so_stop_is_checked_between_chunks() -> None:
+    chunks = llama_chunks(["<think>", "x", "</think>", "y"])
+
+    assert len(list(reply_events(chunks))) == len(chunks) + 1
+
+
+# --- history for strict chat templates (pure) -------------------------------------------
+
+
+def test_build_request_merges_a_question_asked_twice_for_strict_templates() -> None:
+    # A failed reply is left out of the history: the two questions meet. A GGUF with a
+    # Mistral or Llama 2 template refuses user, user ("roles must alternate").
+    history = [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+
+    request = LocalProvider._build_request(
+        history, BUNDLED_MODEL_ID, ChatOptions(system_prompt="Be brief.")
+    )
+
+    assert request["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": "What is the capital of France?\n\nWhat is the capital of France?",
+        },
+    ]
+
+
+def test_build_request_with_only_blank_turns_raises_bad_request() -> None:
+    with pytest.raises(BadRequestError, match="no message to answer"):
+        LocalProvider._build_request(
+            [{"role": "user", "content": " "}], BUNDLED_MODEL_ID, ChatOptions()
+        )
