@@ -36,5 +36,33 @@ PAYLOADS: list[str] = [
     "<scr<script>ipt>window.__xss = 29</script>",
 ]
 
+# Math-shaped attacks: LaTeX commands that carry links or styles, HTML inside formulas,
+# MathML written by hand (escaped as any HTML), and character references that decode to
+# markup inside \text.
+MATH_PAYLOADS: list[str] = [
+    r"$\href{javascript:alert(1)}{x}$",
+    r"$\href{https://example.com/}{x}$",
+    r"\(<img src=x onerror=alert(1)>\)",
+    r"\[<svg onload=alert(1)>\]",
+    r"$$\text{<script>alert(1)</script>}$$",
+    r"$\text{</math><img src=x onerror=alert(1)>}$",
+    r"$\text{&#x3C;img src=x onerror=alert(1)&#x3E;}$",
+    r"$\mathrm{<iframe src=javascript:alert(1)>}$",
+    r"$\style{background:url(javascript:alert(1))}{x}$",
+    r"$\class{x}{y}\cssId{z}{w}$",
+    r"$\color{red} onmouseover=alert(1) x$",
+    r"$\bbox[background:url(javascript:alert(1))]{x}$",
+    r"$\unicode{x3C}script\unicode{x3E}alert(1)$",
+    r"\(\href{data:text/html,<script>alert(1)</script>}{x}\)",
+    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+    '<math href="javascript:alert(1)"><mtext>click</mtext></math>',
+    "<math><mtext><script>alert(1)</script></mtext></math>",
+    '<math><annotation-xml encoding="text/html"><img src=x onerror=alert(1)></annotation-xml>'
+    "</math>",
+    '$x$<math><maction actiontype="statusline" xlink:href="javascript:alert(1)">x</maction>',
+]
+
+PAYLOADS += MATH_PAYLOADS
+
 # A single message holding every payload, one per paragraph.
 ALL_IN_ONE = "\n\n".join(PAYLOADS)
