@@ -17,8 +17,12 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 # The second test pass: PostgreSQL and Redis, when reachable (CI requires them).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# CI set to any value but an empty or false one (0, false, no, off; any case) means CI,
+# as in conftest.running_in_ci(): PostgreSQL is required and missing tools fail tests.
+CI_LOWER := $(shell printf '%s' '$(subst ','',$(CI))' | tr '[:upper:]' '[:lower:]')
+REQUIRE_POSTGRES ?= $(if $(filter-out 0 false no off n f,$(CI_LOWER)),1,)
 
-.PHONY: run test install install-dev migrate lint format bench loadtest clean
+.PHONY: run test install install-dev migrate admin lint format bench loadtest clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +39,13 @@ install-dev: $(VENV)/.installed-requirements-dev.txt
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# DEBUG is off unless set (DEBUG=true make run shows Django's detailed error pages); with
+# ALLOWED_HOSTS unset the site answers on loopback only and whitenoise serves static/.
+# --no-proxy-headers: the client's address is the connection's, never a header a client
+# could write (behind a proxy, see TRUSTED_PROXY_HEADER in the README).
 run: migrate
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C stops)"
-	$(VENV)/bin/uvicorn chat_ai.asgi:application --host $(HOST) --port $(PORT)
+	$(VENV)/bin/uvicorn chat_ai.asgi:application --host $(HOST) --port $(PORT) --no-proxy-headers
 
 test: install-dev
 	$(VENV)/bin/ruff check .
@@ -65,6 +73,11 @@ bench: install-dev
 
 loadtest: install-dev
 	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+
+# Make an administrator account (asks for a user name, an e-mail and a password); the
+# admin is at /admin/ and staff see an Admin link in the conversation list.
+admin: migrate
+	$(PY) manage.py createsuperuser
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -1,23 +1,62 @@
-"""Test-wide setup: no test may reach beyond this machine.
+"""Test-wide setup: no test may reach beyond this machine, and CI never skips.
 
-The guard is installed when pytest starts, before any test module (or SDK) is imported:
-a connection or DNS lookup for anything but a loopback address raises
-``NetworkBlockedError`` and fails the test that tried it.
+The network guard is installed when pytest starts, before any test module (or SDK) is
+imported: a connection or DNS lookup for anything but a loopback address raises
+``NetworkBlockedError``. Every blocked attempt is also recorded, and the test during
+which it happened FAILS even if the code under test caught the exception and fell back
+quietly (a provider that swallows errors, a retry loop, a "best effort" call). A test
+of the guard itself wraps the attempts it expects in ``expect_network_blocked()``.
+
+``running_in_ci()`` is the one answer to "are we in CI?"; ``missing_dependency()``
+skips a test whose tools are missing on a developer's machine and fails it in CI.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
-from typing import Any
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import pytest
 
+pytest_plugins = ["pytester"]  # for the tests of this file's hooks
+
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_FALSE_WORDS = {"", "0", "false", "no", "off", "n", "f"}
 
 
 class NetworkBlockedError(RuntimeError):
     """A test tried to reach a non-loopback address."""
+
+
+# --- CI ---------------------------------------------------------------------------------
+
+
+def running_in_ci() -> bool:
+    """True when the CI environment variable holds any value but an empty or false one
+    ("0", "false", "no", "off", in any case): CI=true, CI=1, CI=yes, CI=True, CI=on...
+    all count, as CI services set it in different ways."""
+    return os.environ.get("CI", "").strip().lower() not in _FALSE_WORDS
+
+
+def missing_dependency(message: str) -> NoReturn:
+    """A test cannot run because a tool or service is missing: skip it with
+    ``message`` on a developer's machine, fail it in CI (see ``running_in_ci``), where
+    everything must be installed and a skip would hide a suite that did not run."""
+    if running_in_ci():
+        pytest.fail(f"{message} (CI is set: missing dependencies fail instead of skipping)")
+    pytest.skip(message)
+
+
+# --- the network guard ------------------------------------------------------------------
+
+_blocked: list[str] = []  # attempts not expected by the test, since the last check
+_expected: list[list[str]] = []  # a stack, one list per open expect_network_blocked()
+_record_lock = threading.Lock()
 
 
 def _is_loopback(host: Any) -> bool:
@@ -33,12 +72,18 @@ def _is_loopback(host: Any) -> bool:
         return False
 
 
+def _block(message: str) -> NoReturn:
+    with _record_lock:
+        (_expected[-1] if _expected else _blocked).append(message)
+    raise NetworkBlockedError(message)
+
+
 def _check_address(address: Any) -> None:
     if isinstance(address, (str, bytes)):  # AF_UNIX path
         return
     host = address[0] if isinstance(address, tuple) and address else address
     if not _is_loopback(host):
-        raise NetworkBlockedError(f"tests may not reach {host!r}: only loopback is allowed")
+        _block(f"tests may not reach {host!r}: only loopback is allowed")
 
 
 _real_connect = socket.socket.connect
@@ -60,8 +105,69 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
 
 def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     if host is not None and not _is_loopback(host):
-        raise NetworkBlockedError(f"tests may not resolve {host!r}: only loopback is allowed")
+        _block(f"tests may not resolve {host!r}: only loopback is allowed")
     return _real_getaddrinfo(host, *args, **kwargs)
+
+
+@contextmanager
+def expect_network_blocked() -> Iterator[list[str]]:
+    """For tests of the guard itself: attempts inside the block are expected, so they
+    do not fail the test. Yields the list of their messages (filled as they happen)."""
+    attempts: list[str] = []
+    with _record_lock:
+        _expected.append(attempts)
+    try:
+        yield attempts
+    finally:
+        with _record_lock:
+            _expected.remove(attempts)
+
+
+def _take_blocked() -> list[str]:
+    with _record_lock:
+        attempts = list(_blocked)
+        _blocked.clear()
+    return attempts
+
+
+def _fail_if_blocked(phase: str) -> None:
+    attempts = _take_blocked()
+    if attempts:
+        listed = "\n  ".join(attempts)
+        pytest.fail(
+            f"the network guard blocked {len(attempts)} attempt(s) during {phase}, even if "
+            f"the code caught the error:\n  {listed}",
+            pytrace=False,
+        )
+
+
+def _guarded_phase(phase: str) -> Iterator[None]:
+    """The body of the three hook wrappers below: run one phase of a test, then fail it
+    if the guard blocked anything meanwhile. A phase that failed on its own keeps its
+    error (usually the NetworkBlockedError itself)."""
+    try:
+        result = yield
+    except BaseException:
+        _take_blocked()
+        raise
+    _fail_if_blocked(phase)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _take_blocked()  # attempts between tests (a background thread) belong to no test
+    return (yield from _guarded_phase("setup"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _guarded_phase("the test"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    return (yield from _guarded_phase("teardown"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

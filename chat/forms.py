@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import UserCreationForm
 from django.utils.translation import gettext_lazy as _
 
 from .providers.base_provider import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
@@ -20,6 +19,20 @@ class ReplyForm(forms.Form):
     provider = forms.CharField(required=False, max_length=64)
     model = forms.CharField(required=False, max_length=200)
     reply_id = forms.IntegerField(required=False, min_value=1)
+    # The settings of a new chat, chosen before its first message (ignored otherwise).
+    system_prompt = forms.CharField(required=False, strip=False, label=_("System prompt"))
+    temperature = forms.FloatField(
+        required=False,
+        min_value=TEMPERATURE_RANGE[0],
+        max_value=TEMPERATURE_RANGE[1],
+        label=_("Temperature"),
+    )
+    max_tokens = forms.IntegerField(
+        required=False,
+        min_value=MAX_TOKENS_RANGE[0],
+        max_value=MAX_TOKENS_RANGE[1],
+        label=_("Max tokens"),
+    )
 
     def clean_action(self) -> str:
         return self.cleaned_data.get("action") or ReplyAction.SEND
@@ -60,7 +73,3 @@ class ConversationSettingsForm(forms.Form):
 class NewConversationForm(forms.Form):
     provider = forms.CharField(required=False, max_length=64)
     model = forms.CharField(required=False, max_length=200)
-
-
-class SignupForm(UserCreationForm):
-    pass

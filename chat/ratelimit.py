@@ -1,5 +1,6 @@
 """Fixed-window counters in Django's cache (Redis when REDIS_URL is set, so limits hold
-across workers)."""
+across workers). Used for the per-user reply limit; failed sign-ins are counted by
+django-axes (accounts.lockout)."""
 
 from __future__ import annotations
 
@@ -36,19 +37,3 @@ def hit(scope: str, ident: str, *, limit: int, window: int) -> Verdict:
     if count > limit:
         return Verdict(False, max(1, int(reset_at - now + 0.999)))
     return Verdict(True, 0)
-
-
-def peek(scope: str, ident: str, *, limit: int, window: int) -> Verdict:
-    """Whether the limit is already reached, without counting."""
-    if limit <= 0:
-        return Verdict(True, 0)
-    now = time.time()
-    key, reset_at = _key(scope, ident, window, now)
-    if (cache.get(key) or 0) >= limit:
-        return Verdict(False, max(1, int(reset_at - now + 0.999)))
-    return Verdict(True, 0)
-
-
-def clear(scope: str, ident: str, *, window: int) -> None:
-    key, _ = _key(scope, ident, window, time.time())
-    cache.delete(key)

@@ -6,6 +6,7 @@ app_name = "chat"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("health/", views.health, name="health"),
     path("c/new/", views.conversation_new, name="conversation_new"),
     path("c/new/reply/", views.reply_new, name="reply_new"),
     path("c/<int:pk>/", views.conversation_detail, name="conversation"),

@@ -27,7 +27,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from . import ratelimit, selectors, services
 from .forms import (
@@ -61,6 +61,19 @@ def _error_text(error: ValidationError | Any) -> str:
     return " ".join(str(m) for errs in error.values() for m in errs)
 
 
+def _form_error_text(form: Any) -> str:
+    """A form's errors as one line that names each field ("Temperature: Ensure this
+    value is less than or equal to 2.0.")."""
+    parts = []
+    for name, errors in form.errors.items():
+        text = " ".join(str(m) for m in errors)
+        field = form.fields.get(name)
+        parts.append(
+            f"{field.label or name.replace('_', ' ').capitalize()}: {text}" if field else text
+        )
+    return " ".join(parts)
+
+
 def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     query = request.GET.get("q", "").strip()[:200]
     older_than = _optional_id(request.GET.get("older_than"))
@@ -77,12 +90,10 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
             {k: v for k, v in (("q", query), ("older_than", conversations[-1].pk)) if v}
         )
     menu = async_to_sync(services.provider_menu)()
-    current_provider = conversation.provider if conversation else settings.CHAT_DEFAULT_PROVIDER
-    current_model = conversation.model if conversation else ""
-    if not current_model:
-        for choice in menu:
-            if choice.name == current_provider and choice.models:
-                current_model = choice.models[0]
+    if conversation:
+        current_provider, current_model = conversation.provider, conversation.model
+    else:
+        current_provider, current_model = services.model_default_for(user=request.user, menu=menu)
     thread: list[Message] = []
     earlier_id = None
     before = _optional_id(request.GET.get("before"))
@@ -115,21 +126,21 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
     }
 
 
-@require_GET
+@require_safe
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """A new, empty chat: the conversation is created with its first message."""
     return render(request, "chat/chat.html", _chat_context(request, None))
 
 
-@require_GET
+@require_safe
 @login_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
     return render(request, "chat/chat.html", _chat_context(request, conversation))
 
 
-@require_GET
+@require_safe
 @login_required
 def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
     """Earlier messages of a thread, as an HTML fragment the page inserts above."""
@@ -156,7 +167,7 @@ def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
 def conversation_new(request: HttpRequest) -> HttpResponse:
     form = NewConversationForm(request.POST)
     if not form.is_valid():
-        return JsonResponse({"error": _error_text(form.errors)}, status=400)
+        return JsonResponse({"error": _form_error_text(form)}, status=400)
     try:
         conversation = services.conversation_create(
             owner=request.user,
@@ -176,6 +187,12 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """The page's script asks with fetch() and wants JSON; a plain form post (no script)
+    gets a redirect and a notice."""
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
 @require_POST
 @login_required
 def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
@@ -183,11 +200,23 @@ def conversation_rename(request: HttpRequest, pk: int) -> HttpResponse:
     form = RenameForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError(_error_text(form.errors))
+            raise ValidationError(_form_error_text(form))
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     except ValidationError as e:
-        flash.error(request, _error_text(e))
+        if _wants_json(request):
+            return JsonResponse({"error": _rename_error(form, e)}, status=400)
+        flash.error(request, _rename_error(form, e))
+        return redirect("chat:conversation", pk=conversation.pk)
+    if _wants_json(request):
+        return JsonResponse({"title": conversation.title})
     return redirect("chat:conversation", pk=conversation.pk)
+
+
+def _rename_error(form: RenameForm, error: ValidationError) -> str:
+    """Name the field: "This field is required." alone tells a person nothing."""
+    if "title" in form.errors and not (form.data.get("title") or "").strip():
+        return _("The title cannot be empty.")
+    return _error_text(error)
 
 
 @require_POST
@@ -206,11 +235,16 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
     form = ConversationSettingsForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError(_error_text(form.errors))
+            raise ValidationError(_form_error_text(form))
         services.conversation_update_settings(conversation=conversation, **form.cleaned_data)
-        flash.success(request, _("Settings saved."))
     except ValidationError as e:
+        if _wants_json(request):
+            return JsonResponse({"error": _error_text(e)}, status=400)
         flash.error(request, _error_text(e))
+        return redirect("chat:conversation", pk=conversation.pk)
+    if _wants_json(request):
+        return JsonResponse({"saved": True})
+    flash.success(request, _("Settings saved."))
     return redirect("chat:conversation", pk=conversation.pk)
 
 
@@ -234,7 +268,7 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
     user = await request.auser()
     form = ReplyForm(request.POST)
     if not form.is_valid():
-        return JsonResponse({"error": _error_text(form.errors)}, status=400)
+        return JsonResponse({"error": _form_error_text(form)}, status=400)
 
     def prepare() -> services.PreparedReply | JsonResponse:
         try:
@@ -272,11 +306,13 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             limited = JsonResponse({"error": message}, status=429)
             limited["Retry-After"] = str(verdict.retry_after)
             return limited
+        fields = dict(form.cleaned_data)
+        fields["system_prompt"] = fields.get("system_prompt") or ""
         return services.reply_prepare(
             conversation=conversation,
             owner=user,
             show_detail=bool(user.is_staff),
-            **form.cleaned_data,
+            **fields,
         )
 
     try:
@@ -354,6 +390,8 @@ def _message_json(message: Message, *, staff: bool = False) -> dict[str, Any]:
         "reasoning": message.reasoning,
         "finish_reason": message.finish_reason,
         "notice": message.notice,
+        "trimmed": message.context_trimmed or 0,
+        "trimmed_note": message.trimmed_note,
         "can_continue": message.can_continue,
         "error": message.error,
         "provider": message.provider,
@@ -367,7 +405,7 @@ def _message_json(message: Message, *, staff: bool = False) -> dict[str, Any]:
     return data
 
 
-@require_GET
+@require_safe
 @login_required
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A reply's current state (the page polls replies still streaming after a reload)."""
@@ -382,3 +420,33 @@ async def message_stop(request: HttpRequest, pk: int) -> HttpResponse:
     message = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
     stopped = await services.reply_stop(reply=message)
     return JsonResponse({"stopping": stopped})
+
+
+@require_safe
+def health(request: HttpRequest) -> HttpResponse:
+    """For uptime monitors and load balancers: 200 when the database (and Redis, when
+    ``REDIS_URL`` is set) answer, 503 otherwise. GET or HEAD, no sign-in; the body names
+    only which part failed, never an address or a password."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        checks["database"] = "ok"
+    except Exception:
+        logger.warning("health: the database does not answer", exc_info=True)
+        checks["database"] = "unavailable"
+    if settings.REDIS_URL:
+        try:
+            from django.core.cache import cache
+
+            cache.set("chat:health", "1", 5)
+            checks["redis"] = "ok" if cache.get("chat:health") == "1" else "unavailable"
+        except Exception:
+            logger.warning("health: Redis does not answer", exc_info=True)
+            checks["redis"] = "unavailable"
+    healthy = all(value == "ok" for value in checks.values())
+    response = JsonResponse({"status": "ok" if healthy else "unavailable", **checks})
+    response.status_code = 200 if healthy else 503
+    response["Cache-Control"] = "no-store"
+    return response

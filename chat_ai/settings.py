@@ -56,12 +56,24 @@ def env_list(name: str) -> list[str]:
 
 # --- Core -------------------------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", True)
+# Off by default: people never see Django's technical error pages (with settings and URL
+# patterns), not even from `make run`. DEBUG=true is for developers.
+DEBUG = env_bool("DEBUG", False)
+# With ALLOWED_HOSTS unset the site answers to this machine only (`make run`): plain HTTP
+# on loopback, static files from static/, the development secret key. Naming any other
+# host makes it a production site: secure cookies, HTTPS, HSTS, a real SECRET_KEY and
+# `collectstatic` (unless DEBUG is on).
+_LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or _LOOPBACK_HOSTS
+LOOPBACK_ONLY = all(host in _LOOPBACK_HOSTS for host in ALLOWED_HOSTS)
+PRODUCTION = not DEBUG and not LOOPBACK_ONLY
 _DEV_SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
 SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
-if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
-    raise ValueError("SECRET_KEY must be set when DEBUG is off.")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+if PRODUCTION and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ValueError(
+        "SECRET_KEY must be set when DEBUG is off and ALLOWED_HOSTS names other hosts than "
+        "this machine."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -73,13 +85,19 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",  # sign-in lockout per account and address (see "Sign-in lockout" below)
     "chat",
+    "accounts",
+    "siteconfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "chat.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads request.POST (CSRF, the views): a form body that is not UTF-8
+    # is refused with 400, never decoded into replacement characters.
+    "chat.middleware.Utf8FormBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +105,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chat_ai.urls"
@@ -164,9 +184,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "login"
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
-# Failed sign-ins allowed per user name and per address before a pause.
+
+# --- Sign-in lockout (django-axes) ------------------------------------------------------
+# LOGIN_MAX_FAILURES wrong passwords for one account from one address pause sign-in for
+# that account from that address for LOGIN_LOCKOUT_SECONDS (counted from the last
+# failure). Other accounts from the same address (an office behind NAT) and the same
+# account from other addresses still sign in. The pause is kept in the database, so it
+# holds across workers. `manage.py axes_reset` lifts every pause.
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 300)
+# The client's address is REMOTE_ADDR unless TRUSTED_PROXY_HEADER names a header that
+# your reverse proxy sets (X-Forwarded-For or X-Real-IP); TRUSTED_PROXY_COUNT is the
+# number of proxies in front of the app that append to X-Forwarded-For. Never name a
+# header that clients can reach the app with unfiltered: they could pick any address.
+TRUSTED_PROXY_HEADER = env_str("TRUSTED_PROXY_HEADER")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1)
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a paused account and address
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Callables, so that LOGIN_* changed at run time (tests) take effect.
+AXES_FAILURE_LIMIT = "accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
+# A wrong password while paused does not restart the pause: the page's "try again in"
+# stays true. A right password after the pause clears the failures.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# No row per successful sign-in (the table would only grow); failures are still kept.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- I18n, static -----------------------------------------------------------------------
 
@@ -180,28 +230,29 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Serve straight from static/ without collectstatic while developing.
-WHITENOISE_USE_FINDERS = DEBUG
+# Serve straight from static/ without collectstatic while developing and on loopback
+# (`make run`); a production site serves the collected, compressed, hashed files.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
 
-# --- Security (production values switch on when DEBUG is off) ---------------------------
+# --- Security (production values switch on for a production site, see PRODUCTION) ------
 
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if env_bool("BEHIND_TLS_PROXY", False):
@@ -210,15 +261,21 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Logging ----------------------------------------------------------------------------
 
+# The app's own loggers (one per app of this project: chat, accounts...) log at LOG_LEVEL
+# (default INFO): failed replies, refused requests. Every other library (httpx and
+# httpcore request lines, the SDKs' notices such as google-genai's on every call, axes)
+# logs warnings and errors only, unless LIBRARY_LOG_LEVEL says otherwise.
+LOG_LEVEL = env_str("LOG_LEVEL").upper() or "INFO"
+LIBRARY_LOG_LEVEL = env_str("LIBRARY_LOG_LEVEL").upper() or "WARNING"
+_PROJECT_APPS = ["chat_ai"] + [app for app in INSTALLED_APPS if (BASE_DIR / app).is_dir()]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LIBRARY_LOG_LEVEL},
     "loggers": {
-        # The SDKs log request details (never keys) at DEBUG; keep them quiet.
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
+        **{app: {"level": LOG_LEVEL} for app in _PROJECT_APPS},
         # Django's own handlers would print each request error a second time.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
@@ -275,7 +332,11 @@ OPENAI_COMPATIBLE_ENDPOINTS = _openai_compatible_endpoints()
 
 # --- Chat -------------------------------------------------------------------------------
 
-CHAT_DEFAULT_PROVIDER = env_str("CHAT_DEFAULT_PROVIDER") or "local"
+# The model a new chat starts on for someone who has not used one yet (empty: the first
+# usable cloud model, the local model when none is usable). An admin can override both
+# in the admin (Site configuration).
+CHAT_DEFAULT_PROVIDER = env_str("CHAT_DEFAULT_PROVIDER")
+CHAT_DEFAULT_MODEL = env_str("CHAT_DEFAULT_MODEL")
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_HEARTBEAT_SECONDS = env_float("CHAT_HEARTBEAT_SECONDS", 15.0)
 # Messages one user may send per window (0 switches the limit off).

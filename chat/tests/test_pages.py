@@ -1,20 +1,33 @@
 """The chat page: what it shows, paginated threads and sidebar, and a query count that
-does not grow with the history."""
+does not grow with the history. The error pages: the site's own 404 and 500, also from
+the server `make run` starts."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.views.defaults import server_error
 
+import chat_ai.urls
 from chat.models import Conversation, Message
+from chat.tests.live import free_port, wait_for_port
 from chat.views import SIDEBAR_LIMIT, THREAD_PAGE
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +167,125 @@ def test_a_short_search_says_it_looked_at_titles_only(client_for: Client, alice:
     assert "Titles only" in html
     html = client_for.get(reverse("chat:index"), {"q": "golang"}).content.decode()
     assert "Titles only" not in html
+
+
+# --- error pages ------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+# What Django's technical pages show and the site's own pages never do.
+TECHNICAL_MARKERS = ("URLconf", "Using the URLconf", "c/<int:pk>/", "Traceback", "DEBUG = True")
+
+
+def raise_an_error(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("a bug in a view")
+
+
+# This module is also a URL conf (for the 500 page): the app's, plus a view that fails.
+urlpatterns = [path("test-500/", raise_an_error), *chat_ai.urls.urlpatterns]
+
+
+def assert_site_page(html: str, heading: str) -> None:
+    """The site's own layout, a plain heading, a way back home, nothing technical."""
+    assert 'href="/static/chat/chat.css"' in html
+    assert f"<h1>{heading}</h1>" in html
+    assert 'href="/"' in html
+    assert not [marker for marker in TECHNICAL_MARKERS if marker in html]
+
+
+def test_an_unknown_address_shows_the_sites_404_page(client_for: Client) -> None:
+    response = client_for.get("/no/such/page/")
+    assert response.status_code == 404
+    assert_site_page(response.content.decode(), "Page not found")
+
+
+@pytest.mark.urls(__name__)
+def test_a_view_that_fails_shows_the_sites_500_page() -> None:
+    response = Client(raise_request_exception=False).get("/test-500/")
+    assert response.status_code == 500
+    assert_site_page(response.content.decode(), "Something went wrong")
+
+
+def test_the_500_page_needs_no_database(django_assert_num_queries: object) -> None:
+    """Django renders 500.html with no context and no request: it must not need the
+    user, the session or any query (the failure may be the database itself)."""
+    with django_assert_num_queries(0):  # type: ignore[operator]
+        response = server_error(RequestFactory().get("/"))
+    assert_site_page(response.content.decode(), "Something went wrong")
+
+
+def make_run_command(port: int) -> list[str]:
+    """The server command of the Makefile's ``run`` target, read from the Makefile."""
+    recipe = re.search(r"^run:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "no run target in the Makefile"
+    line = next(line for line in recipe.group(1).splitlines() if "uvicorn" in line)
+    line = line.strip().replace("$(HOST)", "127.0.0.1").replace("$(PORT)", str(port))
+    words = shlex.split(line)
+    assert words[0] == "$(VENV)/bin/uvicorn", line
+    return [sys.executable, "-m", "uvicorn", *words[1:]]
+
+
+@pytest.fixture(scope="module")
+def make_run_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served as `make run` serves it, with nothing set: no DEBUG, no
+    ALLOWED_HOSTS, no SECRET_KEY (empty values also hide those of a developer's .env)."""
+    workdir = tmp_path_factory.mktemp("make-run")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        DEBUG="",
+        ALLOWED_HOSTS="",
+        SECRET_KEY="",
+        DATABASE_URL="",
+        REDIS_URL="",
+        SQLITE_PATH=str(workdir / "db.sqlite3"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # as `make run`: chat_ai.asgi picks its own
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "chat_ai.settings"},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            make_run_command(port), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            try:
+                wait_for_port(port, process, timeout=30)
+            except RuntimeError as e:
+                pytest.fail(f"{e}\n{log.read_text(errors='replace')}")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def fetch(url: str, host: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_make_run_shows_the_sites_404_page_not_djangos(make_run_server: str) -> None:
+    status, html = fetch(f"{make_run_server}/no/such/page/")
+    assert status == 404
+    assert_site_page(html, "Page not found")
+
+
+def test_make_run_serves_the_static_files(make_run_server: str) -> None:
+    status, css = fetch(f"{make_run_server}/static/chat/chat.css")
+    assert status == 200
+    assert ".auth-card" in css
+
+
+def test_make_run_answers_to_loopback_names_only(make_run_server: str) -> None:
+    assert fetch(f"{make_run_server}/accounts/login/", host="localhost")[0] == 200
+    assert fetch(f"{make_run_server}/accounts/login/", host="chat.example.com")[0] == 400

@@ -6,7 +6,8 @@ FakeUpstream in this process (the OpenAI-compatible provider "fakeai"), and talk
 over HTTP like a browser: CSRF cookie, login form, SSE stream.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379: skipped
-when either is unreachable, except in CI (CI=true), where that fails.
+when either is unreachable, except in CI (CI set, see conftest.running_in_ci), where that
+fails.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from psycopg import sql
 from chat.tests.fakes.openai_fake import CHAT_PATH, DONE, chunk
 from chat.tests.fakes.server import FakeUpstream, Pause, RecordedRequest, StreamResponse, sse
 from chat.tests.live import free_port
+from conftest import missing_dependency
 
 pytestmark = pytest.mark.postgres
 
@@ -60,10 +62,9 @@ def _require_services() -> None:
         with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as client:
             client.ping()
     except Exception as e:
-        message = f"scale-out tests need PostgreSQL at {PG_SERVER} and Redis at {REDIS_URL}: {e}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_dependency(
+            f"scale-out tests need PostgreSQL at {PG_SERVER} and Redis at {REDIS_URL}: {e}"
+        )
 
 
 @dataclass

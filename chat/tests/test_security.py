@@ -1,4 +1,5 @@
-"""Security: headers, rate limits, login throttling, production settings."""
+"""Security: the Content-Security-Policy on every kind of page, the reply rate limit,
+production settings. (The sign-in lockout: accounts/tests/test_lockout.py.)"""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
 
+import chat_ai.urls
 from chat.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,17 +34,126 @@ def alice() -> User:
     return User.objects.create_user("alice", password="pw-alice-123")
 
 
-def test_every_response_has_a_csp_without_inline_script(client: Client) -> None:
-    response = client.get(reverse("login"))
-    policy = response["Content-Security-Policy"]
-    assert "script-src 'self'" in policy
-    assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0]
-    assert "frame-ancestors 'none'" in policy
+# --- Content-Security-Policy on every page ----------------------------------------------
 
 
-def test_admin_keeps_script_strict_too(client: Client) -> None:
+def assert_strict_csp(response: HttpResponse) -> None:
+    """The policy forbids inline and foreign script and framing by other sites."""
+    policy = response.headers.get("Content-Security-Policy", "")
+    directives = dict(part.strip().partition(" ")[::2] for part in policy.split(";"))
+    assert directives.get("script-src") == "'self'", policy
+    assert directives.get("frame-ancestors") == "'none'", policy
+    assert directives.get("object-src") == "'none'", policy
+
+
+def raise_an_error(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("a bug in a view")
+
+
+# This module is also a URL conf (for the 500 page): the app's, plus a view that fails.
+urlpatterns = [path("test-500/", raise_an_error), *chat_ai.urls.urlpatterns]
+
+OBJECT_ID = 4242  # the conversation and the message every route with an id is given
+# A value for each URL parameter of the app. A route with a parameter not listed here
+# fails the sweep below: add a value that reaches the page.
+ROUTE_VALUES: dict[str, object] = {
+    "pk": OBJECT_ID,
+    "object_id": str(OBJECT_ID),
+    "id": str(OBJECT_ID),
+    "content_type_id": "1",
+    "app_label": "chat",
+}
+
+
+def _routes(patterns: list[Any], namespace: str = "") -> list[tuple[str, list[str]]]:
+    """Every named route of the URL conf with the names of its parameters."""
+    routes = []
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            params = list(entry.pattern.regex.groupindex)
+            routes += [(name, params + more) for name, more in _routes(entry.url_patterns, inner)]
+        elif isinstance(entry, URLPattern) and entry.name:
+            routes.append((f"{namespace}{entry.name}", list(entry.pattern.regex.groupindex)))
+    return routes
+
+
+def _sweep() -> list[Any]:
+    cases = []
+    for name, params in sorted(set((n, tuple(p)) for n, p in _routes(get_resolver().url_patterns))):
+        methods = ["GET"] if name.startswith("admin:") else ["GET", "POST"]
+        for method in methods:
+            for signed_in in (True, False):
+                if method == "POST" and not signed_in:
+                    continue
+                who = "signed-in" if signed_in else "anonymous"
+                cases.append(
+                    pytest.param(name, list(params), method, signed_in, id=f"{method}-{name}-{who}")
+                )
+    return cases
+
+
+@pytest.mark.parametrize(("name", "params", "method", "signed_in"), _sweep())
+async def test_every_route_answers_with_the_strict_csp(
+    name: str, params: list[str], method: str, signed_in: bool, fake_provider: type
+) -> None:
+    """Every route of the URL conf (chat pages, the thread fragment, JSON endpoints, the
+    reply stream, sign-in and sign-up, every admin page), whatever it answers (200,
+    a redirect, 404, 405): the header is added once for all, not per view."""
+    missing = [p for p in params if p not in ROUTE_VALUES]
+    assert not missing, f"{name}: add a value for {missing} to ROUTE_VALUES"
+    url = reverse(name, kwargs={p: ROUTE_VALUES[p] for p in params})
+    staff = await User.objects.acreate_superuser("staff", "staff@example.com", "pw-staff-123")
+    conversation = await Conversation.objects.acreate(
+        pk=OBJECT_ID, owner=staff, title="Plans", provider="fake", model="fake-small"
+    )
+    await Message.objects.acreate(
+        pk=OBJECT_ID, conversation=conversation, role="user", content="hello"
+    )
+    client = AsyncClient()
+    if signed_in:
+        await client.aforce_login(staff)
+    if method == "GET":
+        response = await client.get(url)
+    else:
+        response = await client.post(url, {"content": "hi", "title": "New title"})
+    if response.streaming:
+        _ = [chunk async for chunk in response.streaming_content]
+    assert response.status_code < 500
+    assert_strict_csp(response)
+
+
+def test_the_reply_stream_carries_the_csp(alice: User, fake_provider: type) -> None:
+    """The sweep above reaches the stream too; this names it: an SSE response."""
+    conversation = Conversation.objects.create(owner=alice, provider="fake", model="fake-small")
+    client = Client()
+    client.force_login(alice)
+    response = client.post(reverse("chat:reply", args=[conversation.pk]), {"content": "hi"})
+    assert response["Content-Type"].startswith("text/event-stream")
+    assert_strict_csp(response)
+    response.close()
+
+
+def test_the_404_page_carries_the_csp(client: Client) -> None:
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert_strict_csp(response)
+
+
+@pytest.mark.urls(__name__)
+def test_the_500_page_carries_the_csp() -> None:
+    response = Client(raise_request_exception=False).get("/test-500/")
+    assert response.status_code == 500
+    assert_strict_csp(response)
+
+
+def test_the_admin_allows_inline_style_but_not_inline_script(client: Client) -> None:
     policy = client.get("/admin/login/")["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
     assert "script-src 'self';" in policy
+
+
+# --- the reply rate limit ---------------------------------------------------------------
 
 
 async def test_sending_too_fast_is_refused_with_a_clear_message(
@@ -82,30 +194,7 @@ async def test_rate_limit_is_per_user(alice: User, fake_provider: type, settings
         _ = [c async for c in response.streaming_content]
 
 
-def test_login_pauses_after_repeated_failures(alice: User, settings: Any) -> None:
-    settings.LOGIN_MAX_FAILURES = 3
-    client = Client()
-    for _ in range(3):
-        response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
-        assert response.status_code == 200
-    response = client.post(reverse("login"), {"username": "alice", "password": "pw-alice-123"})
-    assert response.status_code == 429
-    assert b"Too many failed sign-in attempts" in response.content
-    assert "_auth_user_id" not in client.session
-
-
-def test_successful_login_works_below_the_limit(alice: User, settings: Any) -> None:
-    settings.LOGIN_MAX_FAILURES = 3
-    client = Client()
-    client.post(reverse("login"), {"username": "alice", "password": "wrong"})
-    response = client.post(reverse("login"), {"username": "alice", "password": "pw-alice-123"})
-    assert response.status_code == 302
-    assert client.session["_auth_user_id"] == str(alice.pk)
-
-
-def test_signup_can_be_switched_off(client: Client, settings: Any) -> None:
-    settings.ALLOW_SIGNUP = False
-    assert client.get(reverse("signup")).status_code == 404
+# --- production settings ----------------------------------------------------------------
 
 
 def test_deploy_check_passes_with_production_settings(tmp_path: Path) -> None:
@@ -139,10 +228,3 @@ def test_production_refuses_the_development_secret_key(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
-
-
-def test_login_page_links_to_signup_only_when_open(client: Client, settings: Any) -> None:
-    settings.ALLOW_SIGNUP = True
-    assert reverse("signup") in client.get(reverse("login")).content.decode()
-    settings.ALLOW_SIGNUP = False
-    assert reverse("signup") not in client.get(reverse("login")).content.decode()
