@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -45,6 +45,7 @@ from .providers import (
     ChatOptions,
     Finish,
     FinishReason,
+    LocalProvider,
     ProviderError,
     ReasoningDelta,
     TextDelta,
@@ -70,7 +71,7 @@ def conversation_create(
     title: str = "",
 ) -> Conversation:
     """A new, empty conversation with the given (or default) provider and model."""
-    provider = provider or settings.CHAT_DEFAULT_PROVIDER
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER or "local"
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider."))
     provider_obj = get_provider(provider)
@@ -94,7 +95,7 @@ def _check_model(provider: BaseProvider, model: str) -> None:
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
-    title = " ".join(title.split())
+    title = " ".join(storable_text(title).split())
     if not title:
         raise ValidationError(_("The title cannot be empty."))
     conversation.title = title[:200]
@@ -113,6 +114,7 @@ def conversation_update_settings(
     temperature: float | None,
     max_tokens: int | None,
 ) -> Conversation:
+    system_prompt = storable_text(system_prompt)
     try:
         ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
     except ProviderError as e:
@@ -145,6 +147,13 @@ class ProviderChoice:
     usable: bool
     models: list[str]
     hint: str = ""
+    # model -> reason it takes no temperature (absent: it takes one)
+    no_temperature: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_entries(self) -> list[tuple[str, str]]:
+        """(model, why it takes no temperature or "") for the menu."""
+        return [(model, self.no_temperature.get(model, "")) for model in self.models]
 
 
 async def provider_menu() -> list[ProviderChoice]:
@@ -155,14 +164,50 @@ async def provider_menu() -> list[ProviderChoice]:
         if not status.usable:
             hint = f"{status.reason}: {status.hint}" if status.hint else status.reason
             return ProviderChoice(status.name, status.label, False, [], hint)
+        provider = get_provider(status.name)
         try:
-            models = await get_provider(status.name).list_models()
+            models = await provider.list_models()
         except Exception:
             logger.warning("model list for %s failed", status.name, exc_info=True)
-            models = list(get_provider(status.name).default_models)
-        return ProviderChoice(status.name, status.label, True, models)
+            models = list(provider.default_models)
+        no_temperature = {}
+        for model in models:
+            reason = provider.unsupported_options(model).get("temperature")
+            if reason:
+                no_temperature[model] = reason
+        return ProviderChoice(status.name, status.label, True, models, "", no_temperature)
 
     return list(await asyncio.gather(*(choice(s) for s in statuses)))
+
+
+def model_default_for(*, user: AbstractBaseUser, menu: list[ProviderChoice]) -> tuple[str, str]:
+    """(provider, model) a new chat starts on for ``user``: the model this person used
+    last (their most recently updated conversation), else the admin's default (Site
+    configuration in the admin, then CHAT_DEFAULT_PROVIDER / CHAT_DEFAULT_MODEL), else
+    the first usable model of a cloud provider; the local model only when nothing else
+    is usable. ("", "") when no provider is usable. One query at most."""
+    from siteconfig.models import SiteConfiguration
+
+    usable = {choice.name: choice.models for choice in menu if choice.usable and choice.models}
+    last = (
+        Conversation.objects.filter(owner=user)
+        .exclude(model="")
+        .order_by("-updated_at", "-id")
+        .values_list("provider", "model")
+        .first()
+    )
+    if last and last[1] in usable.get(last[0], ()):
+        return last[0], last[1]
+    config = SiteConfiguration.current()
+    for provider, model in (
+        (config.default_provider, config.default_model),
+        (settings.CHAT_DEFAULT_PROVIDER, settings.CHAT_DEFAULT_MODEL),
+    ):
+        if provider in usable:
+            models = usable[provider]
+            return provider, model if model in models else models[0]
+    ordered = sorted(usable, key=lambda name: isinstance(get_provider(name), LocalProvider))
+    return (ordered[0], usable[ordered[0]][0]) if ordered else ("", "")
 
 
 # --- One reply --------------------------------------------------------------------------
@@ -306,6 +351,9 @@ def reply_prepare(
     owner: AbstractBaseUser | None = None,
     reply_id: int | None = None,
     show_detail: bool = False,
+    system_prompt: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
 ) -> PreparedReply:
     """Check the request, then save what must be saved before asking the model, in one
     short transaction. Nothing is written when anything is refused (ValidationError).
@@ -317,13 +365,15 @@ def reply_prepare(
     retry, answer again the question of the failed reply ``reply_id`` in its place (any
     failed reply, not only the newest); continue, go on with the reply ``reply_id`` cut
     by the token limit or the connection, appending to its text. The provider and model
-    (if given) become the conversation's current choice."""
+    (if given) become the conversation's current choice. ``system_prompt``,
+    ``temperature`` and ``max_tokens`` are the settings of a new conversation, chosen
+    before its first message (ignored for an existing one, which has its own)."""
     if action not in ReplyAction.ALL:
         raise ValidationError(_("Unknown action."))
     if conversation is None and (owner is None or action != ReplyAction.SEND):
         raise ValidationError(_("There is no message to answer yet."))
     provider = provider or (conversation.provider if conversation else "")
-    provider = provider or settings.CHAT_DEFAULT_PROVIDER
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER or "local"
     model = model or (conversation.model if conversation else "")
     if provider not in PROVIDER_REGISTRY:
         raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
@@ -343,11 +393,23 @@ def reply_prepare(
     if action in (ReplyAction.RETRY, ReplyAction.CONTINUE) and not reply_id:
         raise ValidationError(_("Which reply? The request names none."))
     context = provider_obj.context_window(model)
+    if conversation is None:
+        system_prompt = storable_text(system_prompt or "")
+        try:
+            ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
+        except ProviderError as e:
+            raise ValidationError(e.message) from e
 
     with transaction.atomic():
         if conversation is None:
             conv = Conversation.objects.create(
-                owner=owner, provider=provider, model=model, title=""
+                owner=owner,
+                provider=provider,
+                model=model,
+                title="",
+                system_prompt=system_prompt,
+                temperature=temperature,
+                max_tokens=max_tokens,
             )
         else:
             conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -440,6 +502,9 @@ def reply_prepare(
                 {"role": "assistant", "content": prefix},
                 {"role": "user", "content": CONTINUE_PROMPT},
             ]
+        if trimmed or reply.context_trimmed:
+            reply.context_trimmed = trimmed or None
+            Message.objects.filter(pk=reply.pk).update(context_trimmed=reply.context_trimmed)
 
     return PreparedReply(
         conversation_id=conv.pk,
@@ -798,6 +863,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                 "model": prepared.model,
                 "title": prepared.created_conversation_title,
                 "trimmed": prepared.trimmed,
+                "trimmed_note": Message(context_trimmed=prepared.trimmed).trimmed_note,
                 "continuing": bool(prepared.prefix),
             },
         )

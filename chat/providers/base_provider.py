@@ -512,6 +512,13 @@ class BaseProvider:
         to fit; override where it differs by model or configuration."""
         return self.context_tokens
 
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """The options ``model`` does not take, each with the reason people are shown, for
+        example ``{"temperature": "reasoning models use a fixed temperature"}``. The app
+        disables those settings for that model; a request never sends them. Default:
+        every option is taken."""
+        return {}
+
     def validate_config(self) -> bool:
         """True when the provider has what it needs to make a request (key, packages)."""
         return not self.missing_packages() and (bool(self.api_key) or not self.requires_api_key)

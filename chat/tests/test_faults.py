@@ -1,11 +1,22 @@
 """Faults through the whole app: the real view, service, provider and SDK against a
 loopback fake upstream (``FakeUpstream``), as a person sees them.
 
-Every fault must end in a clear inline ``error`` event naming the provider (or in a
-retried success), keep the user's message, keep text that had streamed, never be sent
-to the model as context later, and leave the conversation usable. Stop and disconnect
-must close the upstream request at once and keep the partial reply; two tabs must not
-mix their replies; a locked database must delay a send, or refuse it cleanly.
+``FAULTS`` is the same list of faults for every cloud provider (OpenAI, Anthropic,
+Google Gemini, Mistral AI), each in that provider's own wire format: a bad key, a
+refused permission, an unknown model, a persistent rate limit with Retry-After, a 500,
+an overloaded service, a timeout before the first token, a connection cut halfway,
+unreadable stream data (before and after text), an error event inside the stream, an
+empty reply and a stream that ends before the model answered. Every fault must end in
+an inline ``error`` event with the one plain sentence for its kind (the same for every
+provider, naming it; never a host, setting name or upstream text), be stored with its
+kind and the operator's detail (shown to staff only), be logged once, keep the user's
+message and the text that had streamed, never be sent to the model as context later,
+and leave the conversation usable. A stream that ends after text without saying why
+is not a fault: the reply is kept as incomplete, cut off.
+
+Stop and disconnect must close the upstream request at once and keep the partial
+reply; two tabs must not mix their replies; a locked database must delay a send, or
+refuse it cleanly.
 
 The SQLite test database is normally in memory (shared cache), where a lock fails at
 once instead of waiting for the busy timeout and concurrent writers can collide; the
@@ -17,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,6 +109,7 @@ class Upstream:
     """How one provider is pointed at the fake, answers, and reads a request."""
 
     name: str
+    label: str  # the provider's name as people see it
     model: str
     base_path: str  # appended to upstream.url for <NAME>_BASE_URL
     chat_path: str
@@ -116,6 +131,7 @@ def _google_turns(body: Any) -> list[tuple[str, str]]:
 UPSTREAMS = {
     "openai": Upstream(
         "openai",
+        "OpenAI",
         "gpt-4o-mini",
         "/v1",
         openai_fake.CHAT_PATH,
@@ -124,6 +140,7 @@ UPSTREAMS = {
     ),
     "anthropic": Upstream(
         "anthropic",
+        "Anthropic",
         anthropic_fake.DEFAULT_MODEL,
         "",
         anthropic_fake.MESSAGES_PATH,
@@ -132,6 +149,7 @@ UPSTREAMS = {
     ),
     "google": Upstream(
         "google",
+        "Google Gemini",
         "gemini-3.5-flash",
         "",
         google_fake.STREAM_PATH,
@@ -140,6 +158,7 @@ UPSTREAMS = {
     ),
     "mistral": Upstream(
         "mistral",
+        "Mistral AI",
         mistral_fake.DEFAULT_MODEL,
         "",
         mistral_fake.CHAT_PATH,
@@ -195,6 +214,7 @@ class Outcome:
     status_code: int
     events: list[tuple[str, Any]] = field(default_factory=list)
     json: Any = None
+    body: bytes = b""  # the whole response, as sent
 
     @property
     def last(self) -> tuple[str, Any]:
@@ -214,9 +234,11 @@ async def send(client: AsyncClient, conversation: Conversation, content: str) ->
         reverse("chat:reply", args=[conversation.pk]), {"content": content}
     )
     if not response.streaming:
-        return Outcome(response.status_code, json=json.loads(response.content))
+        return Outcome(
+            response.status_code, json=json.loads(response.content), body=response.content
+        )
     body = b"".join([chunk async for chunk in response.streaming_content])
-    return Outcome(response.status_code, parse_sse(body))
+    return Outcome(response.status_code, parse_sse(body), body=body)
 
 
 async def make_conversation(user: User, provider: str) -> Conversation:
@@ -229,45 +251,119 @@ async def messages_of(conversation: Conversation) -> list[Message]:
     return [m async for m in conversation.messages.order_by("created_at", "id")]
 
 
-# --- the faults -------------------------------------------------------------------------
+# --- the faults, in each provider's wire format -----------------------------------------
+
+NOT_JSON = b"data: {this is not json\n\n"
+LATE = 1.5  # seconds the upstream waits before answering a timed-out request
+SHORT_TIMEOUT = 0.3  # the provider's request timeout for those
+RETRY_AFTER = 30  # seconds a rate-limited upstream asks for (past the app's retry wait)
 
 
-def _openai_malformed() -> StreamResponse:
-    return StreamResponse([b"data: {this is not json\n\n"])
+def _openai_role_chunk() -> bytes:
+    """OpenAI's first chunk of a reply: the role and empty content."""
+    return sse(openai_fake.chunk("chatcmpl-x", delta={"role": "assistant", "content": ""}))
 
 
-def _openai_malformed_after_text() -> StreamResponse:
-    first = openai_fake.chunk("chatcmpl-x", delta={"role": "assistant", "content": "Hi "})
-    return StreamResponse([sse(first), b"data: {this is not json\n\n"])
+def _openai_text_chunk(text: str) -> bytes:
+    """One chunk of reply text, in OpenAI's shape."""
+    return sse(openai_fake.chunk("chatcmpl-x", delta={"content": text}))
 
 
-def _mistral_malformed() -> StreamResponse:
-    return mistral_fake.raw_stream(
-        [sse(mistral_fake.chunk("", role="assistant")), b"data: {this is not json\n\n"]
+def _openai_error_event_after_text() -> StreamResponse:
+    """OpenAI's error inside a 200 stream (``{"error": {...}}``), after some text."""
+    error = openai_fake.error_body(
+        500, "The server had an error while processing your request. Sorry about that!"
     )
+    return openai_fake.events_response(
+        openai_fake.envelope(choices=[openai_fake.choice({"role": "assistant", "content": ""})]),
+        openai_fake.envelope(choices=[openai_fake.choice({"content": "Hi "})]),
+        error,
+        done=False,
+    )
+
+
+def _anthropic_until_text(texts: Sequence[str] = ("Hi ",)) -> list[Any]:
+    """An Anthropic stream up to (and with) its last text delta: nothing after it."""
+    events = anthropic_fake.stream_events(texts)
+    last_text = max(
+        i for i, e in enumerate(events) if isinstance(e, bytes) and b'"text_delta"' in e
+    )
+    return events[: last_text + 1]
+
+
+def _anthropic_opening() -> list[Any]:
+    """message_start and ping: the stream before any content block."""
+    return [
+        e
+        for e in anthropic_fake.stream_events(())
+        if isinstance(e, bytes) and (b"message_start" in e or b"event: ping" in e)
+    ]
+
+
+def _google_chunk(text: str | None = None, **kwargs: Any) -> bytes:
+    """One Gemini stream event (see ``google_fake.chunk`` for ``kwargs``)."""
+    return google_fake.event(google_fake.chunk(text, **kwargs))
+
+
+def _google_late() -> StreamResponse:
+    """A Gemini reply whose status line comes ``LATE`` seconds late."""
+    return dataclasses.replace(google_fake.text_stream("late"), delay=LATE)
+
+
+def _mistral_role_chunk() -> bytes:
+    """Mistral's first chunk of a reply: the role and empty content."""
+    return sse(mistral_fake.chunk("", role="assistant"))
 
 
 @dataclass(frozen=True)
 class Fault:
+    """One fault of one provider, and what the app must make of it."""
+
     id: str
     provider: str
     response: Callable[[], Response]  # the failing answer, built per request
-    expected: str  # the error event's message starts with this
+    kind: str  # the stored ``error_kind``
+    detail: str | None  # a piece of the stored ``error_detail`` (None: no detail)
     partial: str = ""  # the text that streamed before the failure
     timeout: float = 10.0  # the provider's request timeout for the failing send
+    retry_after: int | None = None  # seconds the person is told to wait
 
 
-FAULTS = [
+# What a person reads for each kind of fault: the same for every provider.
+PLAIN_SENTENCES = {
+    "authentication": "{label} refused this server's credentials. Ask an administrator to check "
+    "them.",
+    "permission": "{label} does not allow this server to use {model}. Choose another model.",
+    "model_not_found": "{label} does not have the model {model}. Choose another model.",
+    "rate_limited": "{label} is receiving too many requests. Try again in {seconds} seconds.",
+    "timeout": "{label} took too long to answer. Try again.",
+    "unavailable": "{label} is unavailable or the connection to it was lost. Try again in a "
+    "moment.",
+    "empty": "{label} returned an empty reply.",
+}
+
+
+def plain_sentence(fault: Fault) -> str:
+    """The sentence a person must read for ``fault`` (``PLAIN_SENTENCES`` filled in)."""
+    spec = UPSTREAMS[fault.provider]
+    return PLAIN_SENTENCES[fault.kind].format(
+        label=spec.label, model=spec.model, seconds=fault.retry_after
+    )
+
+
+OPENAI_FAULTS = [
     Fault(
-        "openai-401-invalid-key",
+        "openai-401-bad-key",
         "openai",
-        lambda: openai_fake.error_response(401, "Incorrect API key provided: test-k***ults"),
+        lambda: openai_fake.error_response(401, "Incorrect API key provided: test-k***ults."),
+        "authentication",
         "OpenAI: invalid API key (check OPENAI_API_KEY)",
     ),
     Fault(
         "openai-403-forbidden",
         "openai",
         lambda: openai_fake.error_response(403, "Country, region, or territory not supported"),
+        "permission",
         "OpenAI: Country, region, or territory not supported",
     ),
     Fault(
@@ -276,119 +372,414 @@ FAULTS = [
         lambda: openai_fake.error_response(
             404, "The model `gpt-4o-mini` does not exist or you do not have access to it."
         ),
+        "model_not_found",
         "OpenAI: The model `gpt-4o-mini` does not exist",
     ),
     Fault(
         "openai-429-persistent",
         "openai",
         lambda: openai_fake.error_response(
-            429, "Rate limit reached for gpt-4o-mini", headers={"retry-after": "0"}
+            429,
+            "Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 3, Used 3.",
+            headers={"retry-after": str(RETRY_AFTER)},
         ),
+        "rate_limited",
         "OpenAI: Rate limit reached for gpt-4o-mini",
+        retry_after=RETRY_AFTER,
     ),
     Fault(
         "openai-500",
         "openai",
         lambda: openai_fake.error_response(500, "The server had an error processing your request."),
+        "unavailable",
         "OpenAI: The server had an error processing your request.",
     ),
     Fault(
-        "openai-503",
+        "openai-503-overloaded",
         "openai",
         lambda: openai_fake.error_response(503, "The engine is currently overloaded."),
+        "unavailable",
         "OpenAI: The engine is currently overloaded.",
     ),
     Fault(
         "openai-timeout-before-first-token",
         "openai",
-        lambda: openai_fake.stream_response(["late"], delay=1.5),
+        lambda: openai_fake.stream_response(["late"], delay=LATE),
+        "timeout",
         "OpenAI: no answer from 127.0.0.1:",  # "...:<port> within 0.3 s"
-        timeout=0.3,
+        timeout=SHORT_TIMEOUT,
     ),
     Fault(
         "openai-cut-halfway",
         "openai",
         lambda: openai_fake.stream_response(["Hel", "lo ", "wor"], break_after=2),
+        "unavailable",
         "OpenAI: the connection to 127.0.0.1:",  # "...:<port> was lost"
         partial="Hello ",
     ),
     Fault(
-        "openai-malformed-sse",
+        "openai-malformed-before-text",
         "openai",
-        _openai_malformed,
+        lambda: StreamResponse([_openai_role_chunk(), NOT_JSON]),
+        "unavailable",
         "OpenAI: the reply could not be read",
     ),
     Fault(
         "openai-malformed-after-text",
         "openai",
-        _openai_malformed_after_text,
+        lambda: StreamResponse([_openai_role_chunk(), _openai_text_chunk("Hi "), NOT_JSON]),
+        "unavailable",
         "OpenAI: the reply could not be read",
+        partial="Hi ",
+    ),
+    Fault(
+        "openai-error-event-in-stream",
+        "openai",
+        _openai_error_event_after_text,
+        "unavailable",
+        "OpenAI: The server had an error while processing your request.",
         partial="Hi ",
     ),
     Fault(
         "openai-empty-reply",
         "openai",
         lambda: openai_fake.stream_response([]),
-        "OpenAI: the model returned an empty reply",
+        "empty",
+        None,
     ),
     Fault(
-        "anthropic-401-invalid-key",
+        "openai-ended-before-answering",
+        "openai",
+        lambda: openai_fake.stream_response([], finish_reason=None, usage=None, done=False),
+        "unavailable",
+        "OpenAI: the reply ended before the model answered",
+    ),
+]
+
+ANTHROPIC_FAULTS = [
+    Fault(
+        "anthropic-401-bad-key",
         "anthropic",
         lambda: anthropic_fake.error_response(401),
-        "Anthropic: invalid API key",
+        "authentication",
+        "Anthropic: invalid API key (check ANTHROPIC_API_KEY)",
+    ),
+    Fault(
+        "anthropic-403-forbidden",
+        "anthropic",
+        lambda: anthropic_fake.error_response(403),
+        "permission",
+        "Anthropic: Your API key does not have permission to use the specified resource.",
+    ),
+    Fault(
+        "anthropic-404-unknown-model",
+        "anthropic",
+        lambda: anthropic_fake.model_not_found(anthropic_fake.DEFAULT_MODEL),
+        "model_not_found",
+        f"Anthropic: unknown model '{anthropic_fake.DEFAULT_MODEL}'",
+    ),
+    Fault(
+        "anthropic-429-persistent",
+        "anthropic",
+        lambda: anthropic_fake.error_response(429, headers={"retry-after": str(RETRY_AFTER)}),
+        "rate_limited",
+        "Anthropic: Number of request tokens has exceeded your per-minute rate limit.",
+        retry_after=RETRY_AFTER,
+    ),
+    Fault(
+        "anthropic-500",
+        "anthropic",
+        lambda: anthropic_fake.error_response(500),
+        "unavailable",
+        "Anthropic: Internal server error",
     ),
     Fault(
         "anthropic-529-overloaded",
         "anthropic",
         lambda: anthropic_fake.error_response(529),
+        "unavailable",
         "Anthropic: Overloaded",
+    ),
+    Fault(
+        "anthropic-timeout-before-first-token",
+        "anthropic",
+        lambda: anthropic_fake.stream_response(["late"], delay=LATE),
+        "timeout",
+        "Anthropic: the request timed out",
+        timeout=SHORT_TIMEOUT,
     ),
     Fault(
         "anthropic-cut-halfway",
         "anthropic",
         lambda: anthropic_fake.broken_stream(["Hello", " wor"]),
+        "unavailable",
         "Anthropic: the connection dropped mid-reply",
         partial="Hello wor",
     ),
     Fault(
-        "google-invalid-key",
+        "anthropic-malformed-before-text",
+        "anthropic",
+        lambda: StreamResponse([*_anthropic_opening(), b"event: content_block_start\n" + NOT_JSON]),
+        "unavailable",
+        "Anthropic: the service sent a malformed reply",
+    ),
+    Fault(
+        "anthropic-malformed-after-text",
+        "anthropic",
+        lambda: StreamResponse(
+            [*_anthropic_until_text(), b"event: content_block_delta\n" + NOT_JSON]
+        ),
+        "unavailable",
+        "Anthropic: the service sent a malformed reply",
+        partial="Hi ",
+    ),
+    Fault(
+        "anthropic-error-event-in-stream",
+        "anthropic",
+        lambda: StreamResponse([*_anthropic_until_text(), anthropic_fake.error_event()]),
+        "unavailable",
+        "Anthropic: Overloaded",
+        partial="Hi ",
+    ),
+    Fault(
+        "anthropic-empty-reply",
+        "anthropic",
+        lambda: anthropic_fake.stream_response([]),
+        "empty",
+        None,
+    ),
+    Fault(
+        "anthropic-ended-before-answering",
+        "anthropic",
+        lambda: StreamResponse(_anthropic_opening()),
+        "unavailable",
+        "Anthropic: the reply ended before the model answered",
+    ),
+]
+
+GOOGLE_FAULTS = [
+    Fault(
+        # Gemini answers a bad key with a 400 whose reason is API_KEY_INVALID.
+        "google-400-bad-key",
         "google",
         google_fake.invalid_key,
+        "authentication",
         "Google Gemini: invalid API key (check GOOGLE_API_KEY)",
     ),
     Fault(
-        "google-unknown-model",
+        "google-403-forbidden",
+        "google",
+        lambda: google_fake.error_response(
+            403, "Generative Language API has not been used in project 1234 or it is disabled."
+        ),
+        "permission",
+        "Google Gemini: Generative Language API has not been used in project 1234",
+    ),
+    Fault(
+        "google-404-unknown-model",
         "google",
         lambda: google_fake.model_not_found("gemini-3.5-flash"),
+        "model_not_found",
         "Google Gemini: models/gemini-3.5-flash is not found",
+    ),
+    Fault(
+        # Gemini says how long to wait in a RetryInfo detail, not a header.
+        "google-429-persistent",
+        "google",
+        lambda: google_fake.rate_limited(retry_after=None, retry_delay=f"{RETRY_AFTER}s"),
+        "rate_limited",
+        "Google Gemini: You exceeded your current quota",
+        retry_after=RETRY_AFTER,
+    ),
+    Fault(
+        "google-500",
+        "google",
+        lambda: google_fake.error_response(500, "An internal error has occurred."),
+        "unavailable",
+        "Google Gemini: An internal error has occurred.",
+    ),
+    Fault(
+        "google-503-overloaded",
+        "google",
+        lambda: google_fake.error_response(503, "The model is overloaded. Please try again later."),
+        "unavailable",
+        "Google Gemini: The model is overloaded.",
+    ),
+    Fault(
+        "google-timeout-before-first-token",
+        "google",
+        _google_late,
+        "timeout",
+        "Google Gemini: the request timed out",
+        timeout=SHORT_TIMEOUT,
     ),
     Fault(
         "google-cut-halfway",
         "google",
         lambda: google_fake.text_stream("Hello", " wor", end=Break()),
+        "unavailable",
         "Google Gemini: the connection to the service broke off",
         partial="Hello wor",
     ),
     Fault(
-        "mistral-401-invalid-key",
+        "google-malformed-before-text",
+        "google",
+        lambda: StreamResponse([NOT_JSON]),
+        "unavailable",
+        "Google Gemini: the service sent a reply that could not be read",
+    ),
+    Fault(
+        "google-malformed-after-text",
+        "google",
+        lambda: StreamResponse([_google_chunk("Hi "), NOT_JSON]),
+        "unavailable",
+        "Google Gemini: the service sent a reply that could not be read",
+        partial="Hi ",
+    ),
+    Fault(
+        # The error object Gemini sends as an event when it fails mid-stream.
+        "google-error-event-in-stream",
+        "google",
+        lambda: StreamResponse(
+            [
+                _google_chunk("Hi "),
+                google_fake.event(
+                    google_fake.error_body(503, "The model is overloaded. Please try again later.")
+                ),
+            ]
+        ),
+        "unavailable",
+        "Google Gemini: The model is overloaded.",
+        partial="Hi ",
+    ),
+    Fault(
+        "google-empty-reply",
+        "google",
+        google_fake.text_stream,
+        "empty",
+        None,
+    ),
+    Fault(
+        "google-ended-before-answering",
+        "google",
+        lambda: StreamResponse([_google_chunk(usage=google_fake.usage_metadata(7, 0))]),
+        "unavailable",
+        "Google Gemini: the reply ended before the model answered",
+    ),
+]
+
+MISTRAL_FAULTS = [
+    Fault(
+        "mistral-401-bad-key",
         "mistral",
         lambda: mistral_fake.error_response(401),
+        "authentication",
         "Mistral AI: invalid API key (check MISTRAL_API_KEY)",
+    ),
+    Fault(
+        "mistral-403-forbidden",
+        "mistral",
+        lambda: mistral_fake.error_response(403, "You are not allowed to use this model."),
+        "permission",
+        "Mistral AI: You are not allowed to use this model.",
+    ),
+    Fault(
+        # Mistral answers an unknown model id with a 400 of type invalid_model.
+        "mistral-400-unknown-model",
+        "mistral",
+        lambda: mistral_fake.invalid_model_response(mistral_fake.DEFAULT_MODEL),
+        "model_not_found",
+        f"Mistral AI: Invalid model: {mistral_fake.DEFAULT_MODEL}",
+    ),
+    Fault(
+        "mistral-429-persistent",
+        "mistral",
+        lambda: mistral_fake.error_response(
+            429, "Requests rate limit exceeded", headers={"Retry-After": str(RETRY_AFTER)}
+        ),
+        "rate_limited",
+        "Mistral AI: Requests rate limit exceeded",
+        retry_after=RETRY_AFTER,
+    ),
+    Fault(
+        "mistral-500",
+        "mistral",
+        lambda: mistral_fake.error_response(500, "Internal server error"),
+        "unavailable",
+        "Mistral AI: Internal server error",
+    ),
+    Fault(
+        "mistral-503-overloaded",
+        "mistral",
+        lambda: mistral_fake.error_response(503, "Service tier capacity exceeded for this model."),
+        "unavailable",
+        "Mistral AI: Service tier capacity exceeded for this model.",
+    ),
+    Fault(
+        "mistral-timeout-before-first-token",
+        "mistral",
+        lambda: mistral_fake.chat_stream(["late"], delay=LATE),
+        "timeout",
+        "Mistral AI: the request timed out",
+        timeout=SHORT_TIMEOUT,
     ),
     Fault(
         "mistral-cut-halfway",
         "mistral",
         lambda: mistral_fake.broken_stream(["Hello", " wor"]),
+        "unavailable",
         "Mistral AI: the connection was lost",
         partial="Hello wor",
     ),
     Fault(
-        "mistral-malformed-sse",
+        "mistral-malformed-before-text",
         "mistral",
-        _mistral_malformed,
+        lambda: mistral_fake.raw_stream([_mistral_role_chunk(), NOT_JSON]),
+        "unavailable",
         "Mistral AI: the reply was malformed",
     ),
+    Fault(
+        "mistral-malformed-after-text",
+        "mistral",
+        lambda: mistral_fake.raw_stream(
+            [_mistral_role_chunk(), sse(mistral_fake.chunk("Hi ")), NOT_JSON]
+        ),
+        "unavailable",
+        "Mistral AI: the reply was malformed",
+        partial="Hi ",
+    ),
+    Fault(
+        # An error object in place of a chunk, in Mistral's error shape.
+        "mistral-error-event-in-stream",
+        "mistral",
+        lambda: mistral_fake.raw_stream(
+            [
+                _mistral_role_chunk(),
+                sse(mistral_fake.chunk("Hi ")),
+                sse(mistral_fake.error_body(503, "Service unavailable.", error_type="api_error")),
+            ]
+        ),
+        "unavailable",
+        "Mistral AI: Service unavailable.",
+        partial="Hi ",
+    ),
+    Fault(
+        "mistral-empty-reply",
+        "mistral",
+        lambda: mistral_fake.chat_stream([]),
+        "empty",
+        None,
+    ),
+    Fault(
+        "mistral-ended-before-answering",
+        "mistral",
+        lambda: mistral_fake.raw_stream([_mistral_role_chunk()]),
+        "unavailable",
+        "Mistral AI: the reply ended before the model answered",
+    ),
 ]
+
+FAULTS = OPENAI_FAULTS + ANTHROPIC_FAULTS + GOOGLE_FAULTS + MISTRAL_FAULTS
 
 
 @dataclass
@@ -399,6 +790,22 @@ class Failed:
     spec: Upstream
     conversation: Conversation = field(repr=False)
     outcome: Outcome
+    port: int  # the fake upstream's, which people must never see
+    logged: list[logging.LogRecord] = field(default_factory=list, repr=False)
+
+
+async def meet(
+    fault: Fault, app: FakeUpstream, settings: Any, user: User, client: AsyncClient
+) -> Failed:
+    """Send ``FIRST`` in a new conversation of ``user`` whose upstream answers ``fault``."""
+    spec = UPSTREAMS[fault.provider]
+    timeout_setting = f"{spec.name.upper()}_TIMEOUT"
+    app.add("POST", spec.chat_path, fault.response())
+    conversation = await make_conversation(user, fault.provider)
+    setattr(settings, timeout_setting, fault.timeout)
+    outcome = await send(client, conversation, FIRST)
+    setattr(settings, timeout_setting, 10.0)
+    return Failed(fault, spec, conversation, outcome, app.port)
 
 
 @pytest.fixture(params=FAULTS, ids=[f.id for f in FAULTS])
@@ -408,22 +815,46 @@ async def failed(
     settings: Any,
     user: User,
     client: AsyncClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> Failed:
-    fault: Fault = request.param
-    spec = UPSTREAMS[fault.provider]
-    timeout_setting = f"{spec.name.upper()}_TIMEOUT"
-    app.add("POST", spec.chat_path, fault.response())
-    conversation = await make_conversation(user, fault.provider)
-    setattr(settings, timeout_setting, fault.timeout)
-    outcome = await send(client, conversation, FIRST)
-    setattr(settings, timeout_setting, 10.0)
-    return Failed(fault, spec, conversation, outcome)
+    caplog.set_level(logging.INFO, logger="chat.services")
+    result = await meet(request.param, app, settings, user, client)
+    result.logged = [r for r in caplog.records if r.name == "chat.services"]
+    return result
 
 
-async def test_fault_ends_in_an_inline_error_naming_the_provider(failed: Failed) -> None:
+async def test_fault_ends_in_an_inline_error_with_the_plain_sentence_for_its_kind(
+    failed: Failed,
+) -> None:
     kind, data = failed.outcome.last
     assert (failed.outcome.status_code, kind) == (200, "error")
-    assert data["message"].startswith(failed.fault.expected)
+    assert data["message"] == plain_sentence(failed.fault)
+
+
+async def test_fault_is_stored_with_its_kind_and_the_detail_for_staff_and_the_log(
+    failed: Failed,
+) -> None:
+    reply = (await messages_of(failed.conversation))[1]
+    detail = failed.fault.detail
+    assert (reply.status, reply.error_kind) == ("error", failed.fault.kind)
+    if detail is None:  # an empty reply: its finish reason says it all
+        assert reply.error_detail == ""
+    else:
+        assert detail in reply.error_detail
+
+
+async def test_fault_shows_a_person_no_host_setting_or_detail(failed: Failed) -> None:
+    """Nothing the person receives names the upstream's address or a setting, and the
+    error event carries neither the detail nor the upstream's own words."""
+    body = failed.outcome.body.decode()
+    pieces = ("127.0.0.1", f":{failed.port}", "_API_KEY", "_BASE_URL")
+    error = failed.outcome.last[1]
+    words = failed.fault.detail.split(": ", 1)[-1] if failed.fault.detail else None
+    assert (
+        [piece for piece in pieces if piece in body],
+        "detail" in error,
+        words is not None and words in error["message"],
+    ) == ([], False, False)
 
 
 async def test_fault_keeps_the_user_message(failed: Failed) -> None:
@@ -450,6 +881,41 @@ async def test_fault_after_text_shows_the_partial_text(failed: Failed) -> None:
     assert failed.outcome.last[1]["partial_html"]
 
 
+async def test_fault_is_logged_once_with_provider_model_kind_and_conversation(
+    failed: Failed,
+) -> None:
+    reply_id = failed.outcome.reply_id
+    records = [r for r in failed.logged if f"reply {reply_id} failed" in r.getMessage()]
+    assert [r.levelname for r in records] == ["WARNING"]
+    said = re.search(
+        r"provider=(\S+) model=(\S+) kind=([^\s:]+)\S* conversation=(\d+)", records[0].getMessage()
+    )
+    assert said is not None
+    # (An empty reply's kind is logged as "empty:<finish reason>".)
+    assert said.groups() == (
+        failed.spec.name,
+        failed.spec.model,
+        failed.fault.kind,
+        str(failed.conversation.pk),
+    )
+
+
+DETAILED_FAULTS = [f for f in FAULTS if f.detail is not None]
+
+
+@pytest.mark.parametrize("fault", DETAILED_FAULTS, ids=[f.id for f in DETAILED_FAULTS])
+async def test_staff_see_the_detail_of_a_fault_in_the_error_event(
+    fault: Fault, app: FakeUpstream, settings: Any
+) -> None:
+    admin = await User.objects.acreate_user("boss", password="pw-boss-123", is_staff=True)
+    staff = AsyncClient()
+    await staff.aforce_login(admin)
+    result = await meet(fault, app, settings, admin, staff)
+    reply = (await messages_of(result.conversation))[1]
+    assert fault.detail in result.outcome.last[1].get("detail", "")
+    assert result.outcome.last[1]["detail"] == reply.error_detail
+
+
 async def test_conversation_stays_usable_after_a_fault(
     failed: Failed, app: FakeUpstream, client: AsyncClient
 ) -> None:
@@ -465,12 +931,75 @@ async def test_conversation_stays_usable_after_a_fault(
 async def test_failed_reply_is_not_sent_as_context_next_time(
     failed: Failed, app: FakeUpstream, client: AsyncClient
 ) -> None:
+    """Neither the failed reply nor the question it failed on reach the model again:
+    the person moved on, and two user turns in a row are refused by some APIs."""
     app.add("POST", failed.spec.chat_path, failed.spec.reply(GOOD_REPLY))
     await send(client, failed.conversation, SECOND)
-    turns = failed.spec.turns(app.requests[-1].json())
-    assert [role for role, _ in turns] == ["user"] * len(turns)
-    sent = "\n".join(text for _, text in turns)
-    assert FIRST in sent and SECOND in sent
+    assert failed.spec.turns(app.requests[-1].json()) == [("user", SECOND)]
+
+
+# --- a stream that ends after text without saying why: kept, cut off --------------------
+
+CUT_TEXTS = ("Step 1. Open the", " settings and")
+
+# Each provider's stream of ``CUT_TEXTS`` that ends cleanly with no finish reason (a
+# proxy timing out): no finish chunk, no message_delta/message_stop, no finishReason,
+# no [DONE].
+ENDS_WITHOUT_A_REASON: dict[str, Callable[[], Response]] = {
+    "openai": lambda: openai_fake.stream_response(
+        CUT_TEXTS, finish_reason=None, usage=None, done=False
+    ),
+    "anthropic": lambda: StreamResponse(_anthropic_until_text(CUT_TEXTS)),
+    "google": lambda: StreamResponse([_google_chunk(text) for text in CUT_TEXTS]),
+    "mistral": lambda: mistral_fake.raw_stream(
+        [_mistral_role_chunk(), *(sse(mistral_fake.chunk(text)) for text in CUT_TEXTS)]
+    ),
+}
+
+
+@dataclass
+class CutOff:
+    """A conversation whose first reply ended after text without a finish reason."""
+
+    conversation: Conversation = field(repr=False)
+    outcome: Outcome
+    spec: Upstream
+
+
+@pytest.fixture(params=list(ENDS_WITHOUT_A_REASON))
+async def cut_off(
+    request: pytest.FixtureRequest, app: FakeUpstream, user: User, client: AsyncClient
+) -> CutOff:
+    spec = UPSTREAMS[request.param]
+    app.add("POST", spec.chat_path, ENDS_WITHOUT_A_REASON[spec.name]())
+    conversation = await make_conversation(user, spec.name)
+    return CutOff(conversation, await send(client, conversation, FIRST), spec)
+
+
+async def test_stream_ending_without_a_reason_ends_as_incomplete_with_a_notice(
+    cut_off: CutOff,
+) -> None:
+    kind, data = cut_off.outcome.last
+    assert (kind, data["status"], data["finish_reason"], cut_off.outcome.text) == (
+        "done",
+        "incomplete",
+        "cut_off",
+        "".join(CUT_TEXTS),
+    )
+    assert data["notice"] and data["can_continue"]
+
+
+async def test_stream_ending_without_a_reason_keeps_its_text_as_cut_off_not_as_error(
+    cut_off: CutOff,
+) -> None:
+    reply = (await messages_of(cut_off.conversation))[1]
+    assert (reply.status, reply.finish_reason, reply.content, reply.error, reply.error_kind) == (
+        "incomplete",
+        "cut_off",
+        "".join(CUT_TEXTS),
+        "",
+        "",
+    )
 
 
 # --- retries before the first token -----------------------------------------------------
@@ -506,18 +1035,32 @@ async def test_transient_fault_before_the_first_token_is_retried_and_the_reply_a
     assert outcome.text == "".join(GOOD_REPLY)
 
 
+# Each provider's 429 asking to retry at once.
+RATE_LIMITED_NOW: dict[str, Callable[[], Response]] = {
+    "openai": lambda: openai_fake.error_response(
+        429, "Rate limit reached", headers={"retry-after": "0"}
+    ),
+    "anthropic": lambda: anthropic_fake.error_response(429, headers={"retry-after": "0"}),
+    "google": lambda: google_fake.rate_limited(retry_after=None, retry_delay="0s"),
+    "mistral": lambda: mistral_fake.error_response(
+        429, "Requests rate limit exceeded", headers={"Retry-After": "0"}
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", list(RATE_LIMITED_NOW))
 async def test_persistent_rate_limit_is_retried_then_reported(
-    app: FakeUpstream, settings: Any, user: User, client: AsyncClient
+    app: FakeUpstream, settings: Any, user: User, client: AsyncClient, provider: str
 ) -> None:
     settings.LLM_MAX_RETRIES = 1
-    limited = openai_fake.error_response(429, "Rate limit reached", headers={"retry-after": "0"})
-    app.set_default("POST", openai_fake.CHAT_PATH, limited)
-    conversation = await make_conversation(user, "openai")
+    spec = UPSTREAMS[provider]
+    app.set_default("POST", spec.chat_path, lambda _request: RATE_LIMITED_NOW[provider]())
+    conversation = await make_conversation(user, provider)
     outcome = await send(client, conversation, FIRST)
     assert outcome.last == (
         "error",
         {
-            "message": "OpenAI: Rate limit reached",
+            "message": f"{spec.label} is receiving too many requests. Try again in a minute.",
             "message_id": outcome.reply_id,
             "partial_html": "",
         },
@@ -753,28 +1296,46 @@ TAB_ANSWERS = {
 async def test_two_tabs_sending_at_once_keep_both_exchanges_whole_and_in_order(
     app: FakeUpstream, user: User, client: AsyncClient
 ) -> None:
+    """Both sends race: the fake model holds each answer until both requests reached it,
+    so neither exchange can finish before the other began."""
+    from chat.tests.fakes.server import Pause
+
+    arrived: list[str] = []
+    held_together: list[bool] = []
+
     def answer(request: RecordedRequest) -> Response:
         question = request.json()["messages"][-1]["content"]
-        return openai_fake.stream_response(TAB_ANSWERS[question], pause=0.03)
+        arrived.append(question)
+
+        def body() -> Iterator[Any]:
+            deadline = time.monotonic() + 5.0
+            while len(arrived) < 2 and time.monotonic() < deadline:
+                yield Pause(0.01)
+            held_together.append(len(arrived) == 2)
+            yield from openai_fake.stream_chunks(TAB_ANSWERS[question], pause=0.02)
+
+        return StreamResponse(body)
 
     app.set_default("POST", openai_fake.CHAT_PATH, answer)
     conversation = await make_conversation(user, "openai")
     tab_b = AsyncClient()
     await tab_b.aforce_login(user)
-    url = reverse("chat:reply", args=[conversation.pk])
-    response_a = await client.post(url, {"content": "question from tab A"})
-    response_b = await tab_b.post(url, {"content": "question from tab B"})
-
-    async def read(response: Any) -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
-
-    await asyncio.gather(read(response_a), read(response_b))
+    tab_a_sees, tab_b_sees = await asyncio.gather(
+        send(client, conversation, "question from tab A"),
+        send(tab_b, conversation, "question from tab B"),
+    )
+    assert held_together == [True, True]  # the two requests were at the model at once
+    assert (tab_a_sees.text, tab_b_sees.text) == tuple(
+        "".join(TAB_ANSWERS[q]) for q in ("question from tab A", "question from tab B")
+    )
     saved = [(m.role, m.status, m.content) for m in await messages_of(conversation)]
+    first, second = saved[0][2], saved[2][2]  # whichever tab the database served first
+    assert {first, second} == set(TAB_ANSWERS)
     assert saved == [
-        ("user", "complete", "question from tab A"),
-        ("assistant", "complete", "".join(TAB_ANSWERS["question from tab A"])),
-        ("user", "complete", "question from tab B"),
-        ("assistant", "complete", "".join(TAB_ANSWERS["question from tab B"])),
+        ("user", "complete", first),
+        ("assistant", "complete", "".join(TAB_ANSWERS[first])),
+        ("user", "complete", second),
+        ("assistant", "complete", "".join(TAB_ANSWERS[second])),
     ]
 
 

@@ -1,6 +1,8 @@
 """API keys never leak: not in pages, the provider menu, reply streams, message JSON,
-the admin and its exports, the login page, the logs, the saved errors, nor in the
-str()/repr() of providers and their errors.
+the admin and its exports, the login page, the logs, the saved errors (the plain
+sentence people see and the detail kept for staff), nor in the str()/repr() of
+providers and their errors. Staff see more than other people (the error's detail, with
+the upstream's own words), so the surfaces are searched as both.
 
 Every cloud provider and one OpenAI-compatible endpoint get a recognisable fake key,
 shaped like the real ones, and talk to their own ``FakeUpstream``. The upstreams are
@@ -13,6 +15,7 @@ key and for its distinctive parts.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -215,17 +218,32 @@ async def send(client: AsyncClient, conversation: Conversation, content: str) ->
     return b"".join([chunk async for chunk in response.streaming_content]).decode()
 
 
+VIEWERS = ["person", "staff"]
+
+
 @dataclass
 class History:
     """One conversation per provider: a reply that failed on an echoed 401, then one
-    that worked. ``streams`` holds what the browser received."""
+    that worked. ``streams`` holds what the browser received; ``staff`` says whether
+    the owner is staff (and so is shown the errors' detail)."""
 
     conversations: dict[str, Conversation]
     streams: dict[str, str]
+    staff: bool = False
 
 
 @pytest.fixture
-async def history(upstreams: dict[str, FakeUpstream], user: User, client: AsyncClient) -> History:
+async def history(
+    request: pytest.FixtureRequest,
+    upstreams: dict[str, FakeUpstream],
+    user: User,
+    client: AsyncClient,
+) -> History:
+    """Made by a person who is not staff, or by staff with ``indirect`` "staff"."""
+    staff = getattr(request, "param", "person") == "staff"
+    if staff:
+        user.is_staff = True
+        await user.asave(update_fields=["is_staff"])
     conversations, streams = {}, {}
     for name, server in upstreams.items():
         wire = WIRES[name]
@@ -236,7 +254,23 @@ async def history(upstreams: dict[str, FakeUpstream], user: User, client: AsyncC
         streams[f"{name} error stream"] = await send(client, conversation, "first try")
         streams[f"{name} reply stream"] = await send(client, conversation, "second try")
         conversations[name] = conversation
-    return History(conversations, streams)
+    return History(conversations, streams, staff)
+
+
+@pytest.fixture
+async def echoed(
+    upstreams: dict[str, FakeUpstream], client: AsyncClient, history: History
+) -> dict[str, str]:
+    """One more failed reply per provider and status of ``ECHO_STATUSES``, each error
+    body quoting the key: the error streams, by "<provider> <status>"."""
+    streams = {}
+    for name, server in upstreams.items():
+        for status in ECHO_STATUSES:
+            server.add("POST", WIRES[name].chat_path, echo(name, status))
+            streams[f"{name} {status}"] = await send(
+                client, history.conversations[name], f"status {status}"
+            )
+    return streams
 
 
 # --- pages and streams ------------------------------------------------------------------
@@ -250,33 +284,50 @@ async def test_chat_page_and_provider_menu_show_no_key(
     assert_no_key({"chat page": html})
 
 
+@pytest.mark.parametrize("history", VIEWERS, indirect=True)
 async def test_conversation_page_shows_no_key(client: AsyncClient, history: History) -> None:
     pages = {
         name: (await client.get(reverse("chat:conversation", args=[c.pk]))).content.decode()
         for name, c in history.conversations.items()
     }
+    # Staff are shown each error's detail, people only the plain sentence.
+    assert ("invalid API key" in pages["openai"]) == history.staff
+    assert "refused this server" in pages["openai"]
     assert_no_key(pages)
 
 
+@pytest.mark.parametrize("history", VIEWERS, indirect=True)
 async def test_reply_streams_show_no_key(history: History) -> None:
-    assert all("event: error" in history.streams[f"{n} error stream"] for n in SECRETS)
+    errors = [history.streams[f"{n} error stream"] for n in SECRETS]
+    assert all("event: error" in stream for stream in errors)
+    assert all(('"detail"' in stream) == history.staff for stream in errors)
     assert_no_key(history.streams)
 
 
+@pytest.mark.parametrize("viewer", VIEWERS)
 @pytest.mark.parametrize("status", ECHO_STATUSES)
 @pytest.mark.parametrize("name", list(SECRETS))
 async def test_error_stream_hides_a_key_the_upstream_echoes(
-    upstreams: dict[str, FakeUpstream], user: User, client: AsyncClient, name: str, status: int
+    upstreams: dict[str, FakeUpstream],
+    user: User,
+    client: AsyncClient,
+    name: str,
+    status: int,
+    viewer: str,
 ) -> None:
+    user.is_staff = viewer == "staff"
+    await user.asave(update_fields=["is_staff"])
     conversation = await Conversation.objects.acreate(
         owner=user, provider=name, model=WIRES[name].model
     )
     upstreams[name].add("POST", WIRES[name].chat_path, echo(name, status))
     body = await send(client, conversation, "hello")
     assert "event: error" in body
+    assert ('"detail"' in body) == user.is_staff
     assert_no_key({f"{name} {status} stream": body})
 
 
+@pytest.mark.parametrize("history", VIEWERS, indirect=True)
 async def test_message_json_shows_no_key(client: AsyncClient, history: History) -> None:
     replies = [
         m async for m in Message.objects.filter(role="assistant").order_by("created_at", "id")
@@ -288,15 +339,23 @@ async def test_message_json_shows_no_key(client: AsyncClient, history: History) 
         for m in replies
     }
     assert len(bodies) == 2 * len(SECRETS)
+    errors = [json.loads(body) for body in bodies.values() if json.loads(body)["error"]]
+    assert [("error_detail" in data) for data in errors] == [history.staff] * len(SECRETS)
     assert_no_key(bodies)
 
 
-async def test_saved_errors_hold_no_key(history: History) -> None:
+async def test_saved_errors_hold_no_key(history: History, echoed: dict[str, str]) -> None:
+    failed = [m async for m in Message.objects.filter(status="error")]
     saved = {
-        f"message {m.pk} ({m.provider})": f"{m.error}\n{m.content}\n{m.content_html}"
-        async for m in Message.objects.all()
+        f"message {m.pk} ({m.provider}, {m.error_kind})": "\n".join(
+            (m.error, m.error_detail, m.content, m.content_html, m.reasoning)
+        )
+        for m in failed
     }
-    assert any("invalid API key" in text for text in saved.values())
+    assert len(failed) == len(SECRETS) * (1 + len(ECHO_STATUSES))
+    # The detail keeps the upstream's words (without the key) for staff and the log.
+    assert all(m.error and m.error_detail for m in failed)
+    assert any("Incorrect API key provided: [redacted]" in m.error_detail for m in failed)
     assert_no_key(saved)
 
 
@@ -312,7 +371,7 @@ async def test_admin_changelist_and_change_pages_show_no_key(
             "admin:chat_conversation_change", args=[conversation.pk]
         )
     html = {where: (await staff_client.get(url)).content.decode() for where, url in pages.items()}
-    assert "invalid API key" in html["openai change page"]  # the errors are shown
+    assert "refused this server" in html["openai change page"]  # the errors are shown
     assert_no_key(html)
 
 

@@ -313,22 +313,51 @@ async def test_model_switch_mid_conversation_is_recorded_per_reply(
 async def test_two_tabs_sending_at_once_keep_both_turns(
     conversation: Conversation, fake_provider: type
 ) -> None:
-    fake_provider.scripts += [
-        Script(chunks=["A1 ", "A2"], pause=0.02),
-        Script(chunks=["B1 ", "B2"], pause=0.02),
-    ]
-    await asyncio.gather(
+    """Both sends race: the fake model holds each answer until both streams are open, so
+    neither exchange can finish before the other began. Each reply answers its own
+    question, whole, right after it."""
+    import time
+
+    from chat.providers import PROVIDER_REGISTRY
+    from chat.providers.base_provider import Finish, FinishReason, TextDelta, Usage
+
+    open_streams: list[str] = []
+    held_together: list[bool] = []
+
+    class HoldingProvider(fake_provider):  # type: ignore[misc, valid-type]
+        async def _stream(self, messages: Any, model: str, options: Any) -> Any:
+            question = messages[-1]["content"]
+            open_streams.append(question)
+            deadline = time.monotonic() + 5.0
+            while len(open_streams) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            held_together.append(len(open_streams) == 2)
+            for piece in ("re: ", question, " (end)"):
+                await asyncio.sleep(0.01)  # the two streams interleave
+                yield TextDelta(piece)
+            yield Usage(10, 3)
+            yield Finish(FinishReason.STOP)
+
+    PROVIDER_REGISTRY["fake"] = HoldingProvider  # the fake_provider fixture removes it
+    tabs = await asyncio.gather(
         run_reply(conversation, content="from tab A"), run_reply(conversation, content="from tab B")
     )
+    assert held_together == [True, True]  # both replies were being written at once
+    assert [events[-1][0] for events in tabs] == ["done", "done"]
     rows = [
         m
         async for m in Message.objects.order_by("created_at", "id").values_list(
             "role", "content", "status"
         )
     ]
-    assert len(rows) == 4
-    assert sorted(c for r, c, s in rows if r == "assistant") == ["A1 A2", "B1 B2"]
-    assert all(s == "complete" for _r, _c, s in rows)
+    first, second = rows[0][1], rows[2][1]  # whichever tab the database served first
+    assert {first, second} == {"from tab A", "from tab B"}
+    assert rows == [
+        ("user", first, "complete"),
+        ("assistant", f"re: {first} (end)", "complete"),
+        ("user", second, "complete"),
+        ("assistant", f"re: {second} (end)", "complete"),
+    ]
 
 
 # --- context policy ---------------------------------------------------------------------

@@ -164,3 +164,54 @@ async def test_a_provider_error_shown_in_the_stream_has_no_setting_names(
     response = await client.post(reverse("chat:reply", args=[conversation.pk]), {"content": "x"})
     body = (await stream_body(response)).decode()
     assert "credentials" in body and "OPENAI_API_KEY" not in body
+
+
+def test_renaming_to_blank_names_the_field(alice_client: Client, alice: User) -> None:
+    conversation = Conversation.objects.create(owner=alice, title="Plans", provider="fake")
+    response = alice_client.post(
+        reverse("chat:rename", args=[conversation.pk]),
+        {"title": "   "},
+        headers={"X-Requested-With": "fetch"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "The title cannot be empty."
+    conversation.refresh_from_db()
+    assert conversation.title == "Plans"
+
+
+async def test_settings_sent_with_the_first_message_apply_to_it(
+    alice: User, fake_provider: type
+) -> None:
+    client = AsyncClient()
+    await client.aforce_login(alice)
+    response = await client.post(
+        reverse("chat:reply_new"),
+        {
+            "content": "Hello",
+            "provider": "fake",
+            "model": "fake-small",
+            "system_prompt": "Be brief.",
+            "temperature": "0.3",
+            "max_tokens": "64",
+        },
+    )
+    await stream_body(response)
+    options = fake_provider.calls[-1]["options"]
+    assert (options.system_prompt, options.temperature, options.max_tokens) == (
+        "Be brief.",
+        0.3,
+        64,
+    )
+    conversation = await Conversation.objects.aget(owner=alice)
+    assert (conversation.system_prompt, conversation.temperature) == ("Be brief.", 0.3)
+
+
+def test_out_of_range_settings_with_the_first_message_create_nothing(
+    alice_client: Client, fake_provider: type
+) -> None:
+    response = alice_client.post(
+        reverse("chat:reply_new"),
+        {"content": "Hello", "provider": "fake", "model": "fake-small", "temperature": "9"},
+    )
+    assert response.status_code == 400 and "emperature" in response.json()["error"]
+    assert not Conversation.objects.exists()

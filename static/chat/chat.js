@@ -142,7 +142,16 @@ function initChat() {
     replyId: null, // the reply being written
     stopTimer: null,
     stopRequested: false,
+    pendingSettings: null, // settings chosen on a new chat, sent with its first message
   };
+
+  // On a touch keyboard there is no Shift: Return makes a new line and Send sends.
+  const touchKeyboard = window.matchMedia("(pointer: coarse)").matches && !window.matchMedia("(any-pointer: fine)").matches;
+  if (touchKeyboard) {
+    app.dataset.touch = "true";
+    document.getElementById("composer-hint").textContent = i18n.hintTouch;
+    for (const hint of document.querySelectorAll("[data-keys-hint]")) hint.textContent = i18n.hintTouch + ".";
+  }
 
   // -- Rendering --------------------------------------------------------------------------
 
@@ -219,6 +228,34 @@ function initChat() {
     return paragraph.firstChild;
   }
 
+  // Long messages fold to a few screens' worth with "Show more".
+  const COLLAPSE_PX = 640;
+
+  function collapseLong(root) {
+    for (const content of root.querySelectorAll("article.msg [data-content]")) {
+      const article = content.closest("article.msg");
+      if (article.dataset.status === "streaming" || content.dataset.collapsible) continue;
+      if (content.scrollHeight <= COLLAPSE_PX * 1.25) continue;
+      content.dataset.collapsible = "true";
+      content.classList.add("is-collapsed");
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "chip show-more";
+      toggle.dataset.action = "toggle-length";
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.textContent = i18n.showMore;
+      content.after(toggle);
+    }
+  }
+
+  function toggleLength(button) {
+    const content = button.previousElementSibling;
+    const collapsed = content.classList.toggle("is-collapsed");
+    button.textContent = collapsed ? i18n.showMore : i18n.showLess;
+    button.setAttribute("aria-expanded", String(!collapsed));
+    if (collapsed) button.closest("article.msg").scrollIntoView({ block: "nearest" });
+  }
+
   function setReplyHtml(article, html) {
     // `html` is the server's sanitized rendering (markdown.py + nh3): safe as is.
     article.querySelector("[data-content]").innerHTML = html;
@@ -264,6 +301,13 @@ function initChat() {
       detailEl.textContent = detail || "";
       detailEl.hidden = !detail;
     }
+  }
+
+  function setTrimmed(article, note) {
+    // "8 earlier messages were left out to fit the model's context." (worded by the server)
+    const el = article.querySelector("[data-trimmed]");
+    el.textContent = note || "";
+    el.hidden = !note;
   }
 
   function setReplyNotice(article, notice) {
@@ -412,7 +456,8 @@ function initChat() {
     app.dataset.conversationId = id;
     history.replaceState(null, "", response.headers.get("X-Conversation-Url"));
     document.getElementById("settings-form").action = urlFor(urls.settingsUrl, id);
-    document.getElementById("settings-button").hidden = false;
+    state.pendingSettings = null;
+    document.getElementById("settings-note")?.remove();
   }
 
   async function showRefusal(response) {
@@ -454,7 +499,8 @@ function initChat() {
     let finished = false;
     try {
       const url = state.replyUrl || urls.newReplyUrl;
-      const response = await postForm(url, { ...fields, ...choice }, controller.signal);
+      const extra = state.replyUrl ? {} : state.pendingSettings ?? {};
+      const response = await postForm(url, { ...extra, ...fields, ...choice }, controller.signal);
       if (!response.ok) {
         await showRefusal(response);
         return false;
@@ -474,6 +520,7 @@ function initChat() {
           if (userArticle?.dataset.role === "user") userArticle.dataset.messageId = data.user_message_id;
           setTitle(data.title);
           upsertSidebarEntry(state.conversationId, data.title);
+          setTrimmed(article, data.trimmed_note);
           if (state.stopRequested) requestStop();
         } else if (event === "delta") {
           const node = streamTextNode(article);
@@ -493,6 +540,7 @@ function initChat() {
           setReplyNotice(article, data.notice);
           setReplyActions(article, { canContinue: data.can_continue, canRetry: data.status === "incomplete" });
           setReplyTokens(article, data.input_tokens, data.output_tokens);
+          collapseLong(article.parentElement);
           scrollToBottom();
         } else if (event === "error") {
           finished = true;
@@ -576,7 +624,8 @@ function initChat() {
     await requestReply({ action: "send", content: text }, (choice) => {
       input.value = "";
       autosize();
-      addUserMessage(text);
+      const userArticle = addUserMessage(text);
+      collapseLong(userArticle.parentElement);
       return addReply(choice.provider, choice.model);
     });
   }
@@ -766,6 +815,64 @@ function initChat() {
     }
   }
 
+  // -- The model menu: a filter when the list is long -------------------------------------
+
+  const modelFilter = document.getElementById("model-filter");
+  const MODEL_FILTER_FROM = 12;
+  const modelOptions = [...select.querySelectorAll("option[value]")].filter((option) => option.value);
+  if (modelFilter && modelOptions.length > MODEL_FILTER_FROM) {
+    modelFilter.hidden = false;
+    modelFilter.addEventListener("input", () => {
+      // Every word typed must appear in "Provider · model"; the first match is chosen.
+      const words = modelFilter.value.toLowerCase().split(/\s+/).filter(Boolean);
+      let first = null;
+      for (const option of modelOptions) {
+        const match = words.every((word) => option.textContent.toLowerCase().includes(word));
+        option.hidden = !match;
+        if (match && !first) first = option;
+      }
+      for (const group of select.querySelectorAll("optgroup")) {
+        group.hidden = ![...group.querySelectorAll("option")].some((option) => !option.hidden);
+      }
+      if (first && select.selectedOptions[0]?.hidden) {
+        select.value = first.value;
+        select.dispatchEvent(new Event("change"));
+      }
+    });
+    modelFilter.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        select.focus();
+      }
+    });
+  }
+
+  // -- Settings the chosen model does not take ---------------------------------------------
+
+  const temperatureInput = document.getElementById("id_temperature");
+
+  function syncModelSettings() {
+    // A setting the chosen model does not take is disabled, with the reason.
+    if (!temperatureInput) return;
+    const reason = select.selectedOptions[0]?.dataset.noTemperature || "";
+    temperatureInput.disabled = Boolean(reason);
+    let note = document.getElementById("temperature-unsupported");
+    if (reason && !note) {
+      note = document.createElement("p");
+      note.id = "temperature-unsupported";
+      note.className = "field-help";
+      temperatureInput.after(note);
+      temperatureInput.setAttribute("aria-describedby", note.id);
+    }
+    if (note) {
+      note.textContent = reason;
+      note.hidden = !reason;
+    }
+  }
+
+  select.addEventListener("change", syncModelSettings);
+  syncModelSettings();
+
   // -- Composer ---------------------------------------------------------------------------
 
   const fieldSizing = window.CSS?.supports?.("field-sizing", "content");
@@ -781,7 +888,7 @@ function initChat() {
     send();
   });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touchKeyboard) {
       event.preventDefault();
       send();
     }
@@ -812,6 +919,7 @@ function initChat() {
       link.replaceWith(fragment);
       thread.scrollTop += thread.scrollHeight - height;
       addCodeCopyButtons(threadInner);
+      collapseLong(threadInner);
       refreshLastActions();
     } catch {
       link.removeAttribute("aria-disabled");
@@ -832,6 +940,7 @@ function initChat() {
     const action = button.dataset.action;
     if (action === "copy") copyMessage(button);
     else if (action === "copy-code") copyCode(button);
+    else if (action === "toggle-length") toggleLength(button);
     else if (action === "retry") retry(article);
     else if (action === "continue") continueReply(article);
     else if (action === "regenerate") regenerate(article);
@@ -882,6 +991,82 @@ function initChat() {
     }
   });
 
+  function dialogError(dialog, message) {
+    const el = dialog.querySelector("[data-dialog-error]");
+    el.textContent = message || "";
+    el.hidden = !message;
+  }
+
+  renameDialog.querySelector("form").addEventListener("submit", async (event) => {
+    // Saved without leaving the page; a refusal shows in the dialog, which stays open.
+    event.preventDefault();
+    const form = event.target;
+    const title = form.querySelector("input[name=title]");
+    if (!title.value.trim()) {
+      dialogError(renameDialog, i18n.titleEmpty);
+      title.focus();
+      return;
+    }
+    try {
+      const response = await postForm(form.action, { title: title.value });
+      if (!response.ok) {
+        dialogError(renameDialog, await errorText(response));
+        title.focus();
+        return;
+      }
+      const data = await response.json();
+      const id = form.action.match(/\/c\/(\d+)\//)?.[1];
+      const link = conversationList?.querySelector(`li[data-conversation-id="${id}"] .conv-link`);
+      if (link) {
+        link.textContent = data.title;
+        link.dataset.title = data.title;
+      }
+      if (id && id === state.conversationId) setTitle(data.title);
+      dialogError(renameDialog, "");
+      renameDialog.close();
+    } catch {
+      dialogError(renameDialog, i18n.networkError);
+    }
+  });
+
+  const settingsDialog = document.getElementById("settings-dialog");
+  settingsDialog.querySelector("form").addEventListener("submit", async (event) => {
+    // On a new chat the settings wait for its first message; otherwise they are saved now.
+    event.preventDefault();
+    const form = event.target;
+    if (!form.reportValidity()) return;
+    const fields = Object.fromEntries(
+      [...new FormData(form).entries()].filter(([name]) => name !== "csrfmiddlewaretoken"),
+    );
+    // Kept while disabled for a model that takes none: another model may use it.
+    if (temperatureInput?.disabled) fields.temperature = temperatureInput.value;
+    if (!state.replyUrl) {
+      state.pendingSettings = fields;
+      dialogError(settingsDialog, "");
+      settingsDialog.close();
+      let note = document.getElementById("settings-note");
+      if (!note) {
+        note = document.createElement("p");
+        note.id = "settings-note";
+        note.className = "composer-note";
+        composer.prepend(note);
+      }
+      note.textContent = i18n.settingsPending;
+      return;
+    }
+    try {
+      const response = await postForm(form.action, fields);
+      if (!response.ok) {
+        dialogError(settingsDialog, await errorText(response));
+        return;
+      }
+      dialogError(settingsDialog, "");
+      settingsDialog.close();
+    } catch {
+      dialogError(settingsDialog, i18n.networkError);
+    }
+  });
+
   for (const opener of document.querySelectorAll("[data-open-dialog]")) {
     opener.addEventListener("click", () => document.getElementById(opener.dataset.openDialog)?.showModal());
   }
@@ -901,6 +1086,7 @@ function initChat() {
 
   autosize();
   addCodeCopyButtons(threadInner);
+  collapseLong(threadInner);
   refreshLastActions();
   const streaming = threadInner.querySelector("article.msg-reply[data-status=streaming]");
   if (streaming) follow(streaming);

@@ -39,9 +39,16 @@ class FakeProvider(BaseProvider):
     label = "Fake"
     requires_api_key = False
     default_models = ("fake-small", "fake-large")
+    # Models that take no temperature, with the reason (like Anthropic's, or OpenAI's
+    # reasoning models).
+    no_temperature: ClassVar[dict[str, str]] = {"fake-large": "this model uses a fixed temperature"}
     scripts: ClassVar[list[Script]] = []
     calls: ClassVar[list[dict[str, object]]] = []
     cancelled: ClassVar[list[bool]] = []
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        reason = self.no_temperature.get(model)
+        return {"temperature": reason} if reason else {}
 
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions

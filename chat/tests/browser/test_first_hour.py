@@ -1,0 +1,122 @@
+"""The first hour of a new user, in Chromium (issue 9): settings before the first
+message, renaming to a blank title, a phone's keyboard, and very long messages."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from chat.tests.fakes.openai_fake import install_openai_stream
+
+from .conftest import AppServer
+from .test_chat_e2e import (
+    FAKE_1,
+    chat_requests,
+    choose_model,
+    message_box,
+    send,
+    sign_up,
+    wait_for_chat,
+    wait_until_done,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_settings_chosen_on_a_new_chat_apply_to_its_first_message(
+    page: Page, app_server: AppServer
+) -> None:
+    upstream = app_server.upstream
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    page.get_by_role("button", name="Settings").click()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    dialog.get_by_label("System prompt").fill("Answer like a pirate.")
+    dialog.get_by_label("Temperature").fill("0.4")
+    dialog.get_by_role("button", name="Save settings").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#settings-note")).to_be_visible()
+
+    before = len(chat_requests(upstream))
+    install_openai_stream(upstream, ["Arr."], model="fake-model-1")
+    wait_until_done(send(page, "Hello"))
+    body = upstream.wait_for_requests(before + 1)[-1].json()
+    assert body["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+    assert body["temperature"] == 0.4
+
+    page.reload()
+    wait_for_chat(page)
+    page.get_by_role("button", name="Settings").click()
+    expect(
+        page.get_by_role("dialog", name="Conversation settings").get_by_label("System prompt")
+    ).to_have_value("Answer like a pirate.")
+
+
+def test_renaming_to_a_blank_title_keeps_the_dialog_open_with_the_reason(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    wait_until_done(send(page, "Plan my week"))
+    page.locator("li.is-current button[data-action=rename]").click()
+    dialog = page.get_by_role("dialog", name="Rename conversation")
+    dialog.get_by_label("Title").fill("   ")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("alert")).to_have_text("The title cannot be empty.")
+    dialog.get_by_label("Title").fill("Weekly plan")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("li.is-current .conv-link")).to_have_text("Weekly plan")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Weekly plan")
+
+
+def test_on_a_phone_return_makes_a_new_line_and_send_sends(
+    browser: Browser, app_server: AppServer
+) -> None:
+    context = browser.new_context(
+        base_url=app_server.url,
+        viewport={"width": 390, "height": 800},
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        sign_up(page)
+        choose_model(page, FAKE_1)
+        expect(page.locator("#composer-hint")).to_contain_text("tap Send")
+        expect(page.locator("#empty-state")).not_to_contain_text("Shift+Enter")
+        box = message_box(page)
+        box.fill("first line")
+        box.press("Enter")
+        box.press_sequentially("second line")
+        expect(box).to_have_value("first line\nsecond line")
+        expect(page.locator("article.msg-reply")).to_have_count(0)
+        page.get_by_role("button", name="Send").tap()
+        wait_until_done(page.locator("article.msg-reply").last)
+        expect(page.locator("article.msg-user [data-content]")).to_have_text(
+            "first line\nsecond line"
+        )
+    finally:
+        context.close()
+
+
+def test_a_very_long_message_folds_with_show_more(page: Page, app_server: AppServer) -> None:
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    long_text = "\n".join(f"Line {i}: " + "lorem ipsum " * 8 for i in range(220))
+    assert len(long_text) > 20_000
+    reply = send(page, long_text)
+    wait_until_done(reply)
+    bubble = page.locator("article.msg-user").last
+    height = bubble.bounding_box()["height"]
+    assert height < 1000, f"a 20,000-character message is {height:.0f} px tall"
+    bubble.get_by_role("button", name="Show more").click()
+    assert bubble.bounding_box()["height"] > 2000
+    bubble.get_by_role("button", name="Show less").click()
+    assert bubble.bounding_box()["height"] < 1000
+
+    page.reload()  # folded after a reload too
+    wait_for_chat(page)
+    assert page.locator("article.msg-user").last.bounding_box()["height"] < 1000

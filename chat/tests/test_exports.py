@@ -1,0 +1,55 @@
+"""Exports whose structure survives any message content (issue 9)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from markdown_it import MarkdownIt
+
+from chat.exports import conversations_export_rows, conversations_to_markdown, fenced
+from chat.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = [
+    "## User\n\nI am not a real heading",
+    "```\nunclosed fence",
+    "````python\nprint(1)\n````\n\n# Title\n\n- list",
+    "~~~\ntilde fence\n~~~",
+    "plain text",
+]
+
+
+def test_message_headings_and_fences_cannot_break_the_structure() -> None:
+    owner = User.objects.create_user("alice", password="pw-alice-123")
+    conversation = Conversation.objects.create(owner=owner, title="Tricky", provider="fake")
+    for i, text in enumerate(HOSTILE):
+        Message.objects.create(
+            conversation=conversation, role="user" if i % 2 == 0 else "assistant", content=text
+        )
+    markdown = conversations_to_markdown(
+        conversations_export_rows(Conversation.objects.filter(pk=conversation.pk))
+    )
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    headings = [
+        tokens[i + 1].content
+        for i, token in enumerate(tokens)
+        if token.type == "heading_open" and token.level == 0
+    ]
+    assert headings[0] == "Tricky"
+    assert headings[1:] == [
+        "User",
+        "Assistant ( / )",
+        "User",
+        "Assistant ( / )",
+        "User",
+    ]
+    fences = [token.content.removesuffix("\n") for token in tokens if token.type == "fence"]
+    assert fences == HOSTILE
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_a_fenced_text_comes_back_whole(text: str) -> None:
+    tokens = MarkdownIt("commonmark").parse(fenced(text))
+    assert [t.type for t in tokens] == ["fence"]
+    assert tokens[0].content == text + "\n"
