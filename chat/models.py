@@ -89,6 +89,12 @@ class Message(models.Model):
     input_tokens = models.PositiveIntegerField(_("input tokens"), null=True, blank=True)
     output_tokens = models.PositiveIntegerField(_("output tokens"), null=True, blank=True)
     reasoning_tokens = models.PositiveIntegerField(_("reasoning tokens"), null=True, blank=True)
+    # How many earlier messages were left out of this reply's context to fit the model.
+    # Nullable (None = none): on SQLite a column with a default is added by remaking the
+    # table, which would drop the search triggers.
+    context_trimmed = models.PositiveIntegerField(
+        _("messages left out of the context"), null=True, blank=True
+    )
     time_to_first_token_ms = models.PositiveIntegerField(
         _("time to first token (ms)"), null=True, blank=True
     )
@@ -101,6 +107,10 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="msg_conv_created"),
+            # The message admin: newest first, by status, by provider and model.
+            models.Index(fields=["-created_at", "-id"], name="msg_created"),
+            models.Index(fields=["status", "-created_at"], name="msg_status_created"),
+            models.Index(fields=["provider", "model"], name="msg_provider_model"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -129,6 +139,19 @@ class Message(models.Model):
         from .outcomes import incomplete_notice
 
         return incomplete_notice(self.finish_reason)
+
+    @property
+    def trimmed_note(self) -> str:
+        """ "8 earlier messages were left out to fit the model's context" (or empty)."""
+        if not self.context_trimmed:
+            return ""
+        from django.utils.translation import ngettext
+
+        return ngettext(
+            "%(count)d earlier message was left out to fit the model's context.",
+            "%(count)d earlier messages were left out to fit the model's context.",
+            self.context_trimmed,
+        ) % {"count": self.context_trimmed}
 
     @property
     def can_continue(self) -> bool:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Q, QuerySet
-from django.db.models.expressions import RawSQL
 from django.http import Http404
 
+from . import search
 from .models import Conversation, Message
 
 # Shortest query that also searches message text (trigram indexes need three).
@@ -17,9 +16,10 @@ MESSAGE_SEARCH_MIN_CHARS = 3
 def conversation_list_for_user(
     *, user: AbstractBaseUser, query: str = "", older_than: int | None = None
 ) -> QuerySet[Conversation]:
-    """The user's conversations, newest first; ``query`` matches titles and message text;
-    ``older_than`` (a conversation id) continues the list after that conversation
-    (keyset pagination on the (owner, updated_at) index)."""
+    """The user's conversations, newest first; ``query`` matches titles and message text
+    (through ``chat.search.fold``: case folded in every script, ё as е; titles only below
+    ``MESSAGE_SEARCH_MIN_CHARS`` characters); ``older_than`` (a conversation id) continues
+    the list after that conversation (keyset pagination on the (owner, updated_at) index)."""
     conversations = Conversation.objects.filter(owner=user).only(
         "id", "title", "provider", "model", "updated_at"
     )
@@ -35,41 +35,28 @@ def conversation_list_for_user(
             Q(updated_at__lt=anchor) | Q(updated_at=anchor, id__lt=older_than)
         )
     query = query.strip()
-    if query and len(query) < MESSAGE_SEARCH_MIN_CHARS:
+    if not query:
+        return conversations.order_by("-updated_at", "-id")
+    titles = search.title_match(query, owner_id=user.pk)
+    if len(query) < MESSAGE_SEARCH_MIN_CHARS:
         # One or two characters cannot use a trigram index and would scan every message
         # (135 to 370 ms over 200,000): such a query matches titles only.
-        conversations = conversations.filter(title__icontains=query)
-    elif query:
-        # The outer query already keeps only the user's conversations: joining the owner
-        # again inside the subquery made SQLite probe every FTS match per conversation
-        # (28 s for a common word over 200,000 messages; 57 ms without the join).
-        matching_messages = _messages_matching(Message.objects.all(), query).values(
-            "conversation_id"
-        )
-        conversations = conversations.filter(
-            Q(title__icontains=query) | Q(id__in=matching_messages)
-        )
+        conversations = conversations.filter(titles)
+    else:
+        # The message subquery does not check the owner: the outer query keeps only the
+        # user's conversations, and joining the owner inside made SQLite probe every FTS
+        # match per conversation (28 s for a common word over 200,000 messages).
+        conversations = conversations.filter(titles | search.conversation_message_match(query))
     return conversations.order_by("-updated_at", "-id")
 
 
 def message_search_for_user(*, user: AbstractBaseUser, query: str) -> QuerySet[Message]:
-    """The user's messages whose text contains ``query`` (case-insensitive substring).
+    """The user's messages whose text contains ``query``, compared through
+    ``chat.search.fold`` (case folded in every script, ё as е).
 
-    On SQLite a query of 3+ characters goes through the FTS5 trigram index (migration
-    0002); on PostgreSQL icontains uses the pg_trgm index on UPPER(content). Shorter
-    queries scan the user's messages."""
-    return _messages_matching(Message.objects.filter(conversation__owner=user), query)
-
-
-def _messages_matching(messages: QuerySet[Message], query: str) -> QuerySet[Message]:
-    if connection.vendor == "sqlite" and len(query) >= 3:
-        phrase = '"' + query.replace('"', '""') + '"'
-        return messages.filter(
-            id__in=RawSQL(
-                "SELECT rowid FROM chat_message_fts WHERE chat_message_fts MATCH %s", [phrase]
-            )
-        )
-    return messages.filter(content__icontains=query)
+    A folded query of 3+ characters uses the trigram index (FTS5 on SQLite, pg_trgm on
+    PostgreSQL); a shorter one reads the folded text of every message."""
+    return Message.objects.filter(search.message_match(query), conversation__owner=user)
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, pk: int) -> Conversation:

@@ -78,6 +78,38 @@ def test_search_finds_message_text_without_duplicates(staff_client: Client) -> N
     assert list(response.context["cl"].result_list) == [conv]
 
 
+def admin_search(client: Client, query: str) -> list[str]:
+    response = client.get(CHANGELIST, {"q": query})
+    assert response.status_code == 200
+    return sorted(c.title for c in response.context["cl"].result_list)
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        pytest.param("привет", ["Привет мир"], id="cyrillic-title-lower"),
+        pytest.param("ПРИВЕТ", ["Привет мир"], id="cyrillic-title-upper"),
+        pytest.param("пр", ["Привет мир"], id="cyrillic-title-two-letters"),
+        pytest.param("ежик", ["Ёжик"], id="yo-as-ye-in-title"),
+        pytest.param("ЕЛКА", ["Лес"], id="yo-as-ye-in-message-text"),
+        pytest.param("σίσυφος", ["Лес"], id="greek-final-sigma-in-message-text"),
+        pytest.param("МИР привет", ["Привет мир"], id="every-word-in-any-case"),
+        pytest.param("ёлка ΣΊΣΥΦΟΣ", ["Лес"], id="words-across-messages"),
+        pytest.param('"ЗЕЛЁНАЯ ЁЛКА"', ["Лес"], id="quoted-phrase"),
+    ],
+)
+def test_search_matches_titles_and_messages_in_any_case_and_script(
+    staff_client: Client, query: str, found: list[str]
+) -> None:
+    owner = User.objects.create_user("owner", password="pw-owner-123")
+    for title in ("Привет мир", "Ёжик"):
+        Conversation.objects.create(owner=owner, title=title, provider="openai", model="m")
+    forest = Conversation.objects.create(owner=owner, title="Лес", provider="openai", model="m")
+    Message.objects.create(conversation=forest, role="user", content="Зелёная Ёлка")
+    Message.objects.create(conversation=forest, role="assistant", content="ΣΊΣΥΦΟΣ")
+    assert admin_search(staff_client, query) == found
+
+
 def test_change_page_shows_messages_inline(staff_client: Client) -> None:
     owner = User.objects.create_user("owner", password="pw-owner-123")
     make_conversations(owner, 1)
