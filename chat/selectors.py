@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from . import search
 from .models import Conversation, Message
+from .snippets import Snippet, snippet
 
 # Shortest query that also searches message text (trigram indexes need three).
 MESSAGE_SEARCH_MIN_CHARS = 3
@@ -94,3 +95,57 @@ def message_page_for_conversation(
     page = rows[:limit]
     page.reverse()
     return page, (page[0].pk if has_more and page else None)
+
+
+def search_hits_for_conversations(
+    *, user: AbstractBaseUser, conversation_ids: list[int], query: str
+) -> dict[int, tuple[int, Snippet]]:
+    """For each listed conversation of ``user``, its first message containing ``query``
+    (as the sidebar search matches it) and the passage around the match:
+    ``{conversation_id: (message_id, Snippet)}``. Conversations found by their title
+    only are absent. Two queries whatever the number of conversations; none for a query
+    shorter than ``MESSAGE_SEARCH_MIN_CHARS``."""
+    query = query.strip()
+    if len(query) < MESSAGE_SEARCH_MIN_CHARS or not conversation_ids:
+        return {}
+    first_hit = (
+        Message.objects.filter(conversation_id=OuterRef("pk"))
+        .filter(search.message_match(query))
+        .order_by("created_at", "id")
+        .values("id")[:1]
+    )
+    hits = dict(
+        Conversation.objects.filter(owner=user, pk__in=conversation_ids)
+        .annotate(hit=Subquery(first_hit))
+        .exclude(hit=None)
+        .values_list("pk", "hit")
+    )
+    texts = dict(Message.objects.filter(pk__in=hits.values()).values_list("pk", "content"))
+    return {
+        conversation_id: (message_id, snippet(texts.get(message_id, ""), query))
+        for conversation_id, message_id in hits.items()
+    }
+
+
+def message_page_through(
+    *, conversation: Conversation, message_id: int, limit: int = 50
+) -> tuple[list[Message], int | None, bool] | None:
+    """The page of the thread that shows message ``message_id`` (a search hit): the
+    newest page when the message is in it, else the ``limit`` messages ending with it.
+    Returns (messages oldest first, ``before`` id of the page above or None, whether this
+    is an earlier page), or None when the message is not in the conversation."""
+    anchor = conversation.messages.filter(pk=message_id).values_list("created_at", flat=True)
+    anchor_at = anchor.first()
+    if anchor_at is None:
+        return None
+    newer = conversation.messages.filter(
+        Q(created_at__gt=anchor_at) | Q(created_at=anchor_at, id__gt=message_id)
+    )
+    if not newer[: limit - 1].count() >= limit - 1:
+        page, earlier = message_page_for_conversation(conversation=conversation, limit=limit)
+        return page, earlier, False
+    following = newer.order_by("created_at", "id").values_list("id", flat=True).first()
+    page, earlier = message_page_for_conversation(
+        conversation=conversation, before=following, limit=limit
+    )
+    return page, earlier, True

@@ -38,6 +38,7 @@ from .forms import (
 )
 from .models import Conversation, Message
 from .providers import list_providers
+from .snippets import snippet
 
 SIDEBAR_LIMIT = 100
 THREAD_PAGE = 50
@@ -94,10 +95,22 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         current_provider, current_model = conversation.provider, conversation.model
     else:
         current_provider, current_model = services.model_default_for(user=request.user, menu=menu)
+    if query:
+        _attach_search_hits(request, conversations, query)
     thread: list[Message] = []
     earlier_id = None
     before = _optional_id(request.GET.get("before"))
-    if conversation:
+    hit = _optional_id(request.GET.get("hit"))
+    viewing_earlier = before is not None
+    if conversation and hit is not None and before is None:
+        found = selectors.message_page_through(
+            conversation=conversation, message_id=hit, limit=THREAD_PAGE
+        )
+        if found is None:
+            hit = None
+        else:
+            thread, earlier_id, viewing_earlier = found
+    if conversation and not thread:
         thread, earlier_id = selectors.message_page_for_conversation(
             conversation=conversation, before=before, limit=THREAD_PAGE
         )
@@ -109,7 +122,8 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "query": query,
         "thread": thread,
         "earlier_id": earlier_id,
-        "viewing_earlier": before is not None,
+        "viewing_earlier": viewing_earlier,
+        "search_hit": hit,
         "menu": menu,
         "current_provider": current_provider,
         "current_model": current_model,
@@ -124,6 +138,25 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         ),
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
+
+
+def _attach_search_hits(
+    request: HttpRequest, conversations: list[Conversation], query: str
+) -> None:
+    """Give each listed conversation the passage that matched (``search_snippet``, with
+    ``search_hit``, the message to open at) or its title split around the match
+    (``title_snippet``), and the link that keeps the search while stepping through."""
+    hits = selectors.search_hits_for_conversations(
+        user=request.user, conversation_ids=[c.pk for c in conversations], query=query
+    )
+    for item in conversations:
+        params = {"q": query}
+        title = snippet(item.title or "", query, context=200)
+        item.title_snippet = title if title.match else None
+        if item.pk in hits:
+            message_id, item.search_snippet = hits[item.pk]
+            params["hit"] = str(message_id)
+        item.search_url = reverse("chat:conversation", args=[item.pk]) + "?" + urlencode(params)
 
 
 @require_safe

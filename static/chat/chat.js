@@ -977,7 +977,8 @@ function initChat() {
     if (!button) return;
     const item = button.closest("li[data-conversation-id]");
     const id = item.dataset.conversationId;
-    const title = item.querySelector(".conv-link").textContent.trim();
+    const link = item.querySelector(".conv-link");
+    const title = link.dataset.title || link.textContent.trim();
     if (button.dataset.action === "rename") {
       renameDialog.querySelector("form").action = urlFor(urls.renameUrl, id);
       const field = renameDialog.querySelector("input[name=title]");
@@ -1082,6 +1083,41 @@ function initChat() {
     }
   });
 
+  // -- Opening a search result -------------------------------------------------------------
+
+  function showSearchHit() {
+    // /c/<id>/?q=...&hit=<message id>: scroll to the message that matched and mark the
+    // matches in it (CSS Custom Highlight API: no change to the message's HTML).
+    const params = new URLSearchParams(window.location.search);
+    const hit = params.get("hit");
+    const query = (params.get("q") || "").trim();
+    if (!hit || !/^\d+$/.test(hit)) return;
+    const article = threadInner.querySelector(`article.msg[data-message-id="${hit}"]`);
+    if (!article) return;
+    const content = article.querySelector("[data-content]");
+    content.classList.remove("is-collapsed");
+    article.classList.add("is-hit");
+    article.scrollIntoView({ block: "center" });
+    if (!query || !window.CSS?.highlights || typeof Highlight === "undefined") return;
+    const needle = query.toLowerCase().replaceAll("ё", "е");
+    const ranges = [];
+    const walker = document.createTreeWalker(content, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      const hay = node.data.toLowerCase().replaceAll("ё", "е");
+      if (hay.length !== node.data.length) continue; // a case change altered the length
+      let at = hay.indexOf(needle);
+      while (at !== -1) {
+        const range = new Range();
+        range.setStart(node, at);
+        range.setEnd(node, at + needle.length);
+        ranges.push(range);
+        at = hay.indexOf(needle, at + needle.length);
+      }
+    }
+    if (ranges.length) CSS.highlights.set("search-hit", new Highlight(...ranges));
+  }
+
   // -- Start ------------------------------------------------------------------------------
 
   autosize();
@@ -1091,6 +1127,7 @@ function initChat() {
   const streaming = threadInner.querySelector("article.msg-reply[data-status=streaming]");
   if (streaming) follow(streaming);
   scrollToBottom(true);
+  showSearchHit();
   if (!streaming && window.matchMedia("(min-width: 800px)").matches) input.focus();
   app.dataset.ready = "true"; // every handler is bound (tests wait for this)
 }

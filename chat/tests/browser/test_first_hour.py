@@ -120,3 +120,40 @@ def test_a_very_long_message_folds_with_show_more(page: Page, app_server: AppSer
     page.reload()  # folded after a reload too
     wait_for_chat(page)
     assert page.locator("article.msg-user").last.bounding_box()["height"] < 1000
+
+
+def test_search_results_show_the_match_and_open_at_it_keeping_the_search(
+    page: Page, app_server: AppServer
+) -> None:
+    upstream = app_server.upstream
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    install_openai_stream(upstream, ["Pack a raincoat for Zanzibar."], model="fake-model-1")
+    wait_until_done(send(page, "Trip advice?"))
+    for i in range(26):  # push the match off the newest page (50 messages)
+        install_openai_stream(upstream, [f"Filler answer {i}."], model="fake-model-1")
+        wait_until_done(send(page, f"filler {i}"))
+    page.get_by_role("link", name="New chat").click()
+    wait_for_chat(page)
+    install_openai_stream(upstream, ["Zanzibar has spice farms."], model="fake-model-1")
+    wait_until_done(send(page, "Tell me about spices"))
+
+    search = page.get_by_role("searchbox", name="Search conversations")
+    search.fill("zanzibar")
+    search.press("Enter")
+    results = page.locator("#conversation-list .conv-link")
+    expect(results).to_have_count(2)
+    expect(results.nth(1).locator(".conv-snippet mark")).to_have_text("Zanzibar")
+
+    results.nth(1).click()  # the long conversation, opened at its match
+    wait_for_chat(page)
+    expect(page.get_by_role("searchbox", name="Search conversations")).to_have_value("zanzibar")
+    hit = page.locator("article.msg.is-hit")
+    expect(hit).to_contain_text("Pack a raincoat for Zanzibar.")
+    expect(hit).to_be_in_viewport()
+    assert page.evaluate("CSS.highlights.get('search-hit').size") == 1
+
+    page.locator("#conversation-list .conv-link").nth(0).click()  # the next result
+    wait_for_chat(page)
+    expect(page.locator("#conversation-list .conv-link")).to_have_count(2)
+    expect(page.locator("article.msg.is-hit")).to_contain_text("Zanzibar has spice farms.")
