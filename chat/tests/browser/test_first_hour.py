@@ -157,3 +157,28 @@ def test_search_results_show_the_match_and_open_at_it_keeping_the_search(
     wait_for_chat(page)
     expect(page.locator("#conversation-list .conv-link")).to_have_count(2)
     expect(page.locator("article.msg.is-hit")).to_contain_text("Zanzibar has spice farms.")
+
+
+def test_a_setting_the_chosen_model_does_not_take_is_disabled_with_the_reason(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    # The server marks such models in the menu (Claude, OpenAI's reasoning models: see
+    # chat/tests/test_model_default.py); here one fake model is marked the same way.
+    page.evaluate(
+        """() => {
+          const option = document.querySelector('option[value="fakeai::fake-model-2"]');
+          option.dataset.noTemperature = "this model uses a fixed temperature";
+        }"""
+    )
+    choose_model(page, "fakeai::fake-model-2")
+    page.get_by_role("button", name="Settings").click()
+    dialog = page.get_by_role("dialog", name="Conversation settings")
+    expect(dialog.get_by_label("Temperature")).to_be_disabled()
+    expect(dialog).to_contain_text("this model uses a fixed temperature")
+    dialog.get_by_role("button", name="Cancel").click()
+
+    choose_model(page, FAKE_1)  # changing the model updates the dialog
+    page.get_by_role("button", name="Settings").click()
+    expect(dialog.get_by_label("Temperature")).to_be_enabled()
+    expect(dialog).not_to_contain_text("this model uses a fixed temperature")
