@@ -819,8 +819,13 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         )
 
     async def fail(message: str, kind: str, detail: str, finish_reason: str = "") -> bytes:
+        # A Continue that failed keeps the reply it was continuing: still cut off, and
+        # still continuable, with the error said (Retry would start it over).
+        status = Message.Status.ERROR
+        if prepared.prefix and "".join(parts).strip():
+            status, finish_reason = Message.Status.INCOMPLETE, FinishReason.CUT_OFF
         await save(
-            Message.Status.ERROR,
+            status,
             error=message,
             error_kind=kind,
             error_detail=detail,
@@ -830,6 +835,8 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
             "message": message,
             "message_id": prepared.reply_id,
             "partial_html": render_markdown(storable_text("".join(parts))),
+            "status": status,
+            "can_continue": status == Message.Status.INCOMPLETE,
         }
         if prepared.show_detail and detail:
             data["detail"] = detail

@@ -387,3 +387,18 @@ def test_the_left_out_note_shows_after_a_reload(user: User, fake_provider: type)
     client.force_login(user)
     html = client.get(reverse("chat:conversation", args=[conversation.pk])).content.decode()
     assert "8 earlier messages were left out to fit the model&#x27;s context." in html
+
+
+async def test_a_continue_that_fails_keeps_the_reply_continuable(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["The first half"], finish="length"))
+    await run_reply(conversation, content="Tell me everything")
+    cut = await last_reply()
+    fake_provider.scripts.append(Script(chunks=[" and"], error=UnavailableError("dropped")))
+    events = await run_reply(conversation, action="continue", reply_id=cut.pk)
+    kind, data = events[-1]
+    assert kind == "error" and data["status"] == "incomplete" and data["can_continue"]
+    reply = await Message.objects.aget(pk=cut.pk)
+    assert (reply.status, reply.content) == ("incomplete", "The first half and")
+    assert reply.can_continue and reply.error

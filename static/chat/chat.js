@@ -547,9 +547,9 @@ function initChat() {
           setReplySource(article, replySource(article));
           if (data.partial_html) setReplyHtml(article, data.partial_html);
           else if (!streamTextNode(article).data) article.querySelector("[data-content]").replaceChildren();
-          setReplyStatus(article, "error");
+          setReplyStatus(article, data.status || "error");
           setReplyError(article, data.message, data.detail);
-          setReplyActions(article, { canRetry: true });
+          setReplyActions(article, { canRetry: true, canContinue: Boolean(data.can_continue) });
           scrollToBottom();
         }
       }
