@@ -19,6 +19,7 @@ import statistics
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from .common import BenchDatabase, app_env, fmt, markdown_table, workdir_for, write_json
 
@@ -29,6 +30,11 @@ TARGET_SEARCH_MS = 100.0
 COMMON_WORD = "lorem"  # in about 1 message in 10
 RARE_WORD = "zanzibar"  # in 25 messages
 SINGLE_WORD = "quokkafish"  # in 1 message
+# Not ASCII: searched in another case and with е for ё (chat/search.py folds both).
+CYRILLIC_WORD = "Ёжиковый"  # in the same 25 messages as RARE_WORD
+CYRILLIC_QUERY = "ЕЖИКОВЫЙ"
+CYRILLIC_TITLE_WORD = "Ёлка"  # ends the title of 1 conversation in 50
+CYRILLIC_SHORT_QUERY = "ел"
 
 
 def _vocabulary(rng: random.Random, size: int = 3000) -> list[str]:
@@ -55,13 +61,14 @@ def fill(conversations: int, messages: int, long_thread: int, seed: int = 5) -> 
     conv_objs = [
         Conversation(
             owner=user,
-            title=" ".join(rng.choices(words, k=rng.randint(2, 6))).capitalize(),
+            title=" ".join(rng.choices(words, k=rng.randint(2, 6))).capitalize()
+            + (f" {CYRILLIC_TITLE_WORD}" if n % 50 == 0 else ""),
             provider="bench",
             model="bench-20x20",
             created_at=start,
             updated_at=start,
         )
-        for _ in range(conversations)
+        for n in range(conversations)
     ]
     rare_at = set(rng.sample(range(messages), 25))
     single_at = rng.randrange(messages)
@@ -72,6 +79,7 @@ def fill(conversations: int, messages: int, long_thread: int, seed: int = 5) -> 
             chosen.insert(rng.randrange(len(chosen)), COMMON_WORD)
         if i in rare_at:
             chosen.insert(rng.randrange(len(chosen)), RARE_WORD)
+            chosen.append(CYRILLIC_WORD)
         if i == single_at:
             chosen.insert(rng.randrange(len(chosen)), SINGLE_WORD)
         return " ".join(chosen).capitalize() + "."
@@ -228,6 +236,14 @@ def run(
             (f"search, one message: {SINGLE_WORD}", f"/?q={SINGLE_WORD}"),
             ("search, no match: qqqzzz", "/?q=qqqzzz"),
             ("search, 2 characters: ka", "/?q=ka"),
+            (
+                f"search, Cyrillic, other case, е for ё (25 messages): {CYRILLIC_QUERY}",
+                f"/?q={quote(CYRILLIC_QUERY)}",
+            ),
+            (
+                f"search, 2 Cyrillic characters (200 titles): {CYRILLIC_SHORT_QUERY}",
+                f"/?q={quote(CYRILLIC_SHORT_QUERY)}",
+            ),
         ]
         rows = []
         for label, url in pages:
