@@ -8,6 +8,9 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        # The search function SQLite's triggers call must exist on every connection,
+        # whatever else imports chat.search (see chat/search.py).
+        from . import search  # noqa: F401
         from .providers import register_openai_compatible
 
         register_openai_compatible(getattr(settings, "OPENAI_COMPATIBLE_ENDPOINTS", {}))

@@ -111,7 +111,13 @@ def search_hits_for_conversations(
     # One grouped query over the trigram match (a correlated subquery per conversation
     # cost 40 ms more on PostgreSQL); ids grow with time, so the smallest is the first.
     hits = dict(
-        Message.objects.filter(conversation_id__in=conversation_ids, conversation__owner=user)
+        Message.objects.filter(
+            # The user's own among the listed ids; a subquery, not a join on the owner
+            # (see conversation_list_for_user).
+            conversation_id__in=Conversation.objects.filter(
+                owner=user, pk__in=conversation_ids
+            ).values("pk")
+        )
         .filter(search.message_match(query))
         .values("conversation_id")
         .annotate(first=Min("id"))
