@@ -30,7 +30,7 @@ def _provider_lookups() -> list[tuple[str, str]]:
 class AnsweredByProviderFilter(admin.SimpleListFilter):
     """Conversations any of whose replies came from this provider (not only the last)."""
 
-    title = _("answered by provider")
+    title = _("provider (any reply)")
     parameter_name = "answered_by"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -48,7 +48,7 @@ class AnsweredByProviderFilter(admin.SimpleListFilter):
 class AnsweredByModelFilter(admin.SimpleListFilter):
     """Conversations any of whose replies came from this model."""
 
-    title = _("answered by model")
+    title = _("model (any reply)")
     parameter_name = "answered_model"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -59,7 +59,11 @@ class AnsweredByModelFilter(admin.SimpleListFilter):
             .values_list("provider", "model")
             .distinct()[:300]
         )
-        return [(f"{provider}/{model}", f"{provider} · {model}") for provider, model in pairs]
+        labels = dict(_provider_lookups())
+        return [
+            (f"{provider}/{model}", f"{labels.get(provider, provider)} · {model}")
+            for provider, model in pairs
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.value() or "/" not in self.value():
@@ -72,6 +76,19 @@ class AnsweredByModelFilter(admin.SimpleListFilter):
             model=model,
         )
         return queryset.filter(Exists(answered))
+
+
+class FinishReasonFilter(admin.SimpleListFilter):
+    """Finish reasons by their names for people ("token limit reached", not "length")."""
+
+    title = _("finish reason")
+    parameter_name = "finish_reason"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(Message.FinishReason.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(finish_reason=self.value()) if self.value() else queryset
 
 
 class MessageProviderFilter(admin.SimpleListFilter):
@@ -240,7 +257,7 @@ class MessageAdmin(admin.ModelAdmin):
         "short_content",
         "role",
         "status",
-        "finish_reason",
+        "finish",
         "provider",
         "model",
         "conversation_link",
@@ -252,7 +269,7 @@ class MessageAdmin(admin.ModelAdmin):
         MessageProviderFilter,
         MessageModelFilter,
         "role",
-        "finish_reason",
+        FinishReasonFilter,
         ("created_at", admin.DateFieldListFilter),
     )
     search_fields = ("content",)  # shows the box; get_search_results does the matching
@@ -288,6 +305,11 @@ class MessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting one message would leave a conversation with two replies in a row:
+        # conversations are deleted whole, from their own admin.
+        return False
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
     ) -> tuple[QuerySet[Message], bool]:
@@ -299,6 +321,10 @@ class MessageAdmin(admin.ModelAdmin):
             if bit.strip():
                 queryset = queryset.filter(search.message_match(bit))
         return queryset, False
+
+    @admin.display(description=_("finish reason"), ordering="finish_reason")
+    def finish(self, obj: Message) -> str:
+        return obj.finish_reason_label
 
     @admin.display(description=_("content"))
     def short_content(self, obj: Message) -> str:

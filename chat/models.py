@@ -132,6 +132,14 @@ class Message(models.Model):
         return self.role == self.Role.ASSISTANT
 
     @property
+    def finish_reason_label(self) -> str:
+        """The finish reason in words ("token limit reached"), or the raw word."""
+        try:
+            return str(self.FinishReason(self.finish_reason).label)
+        except ValueError:
+            return self.finish_reason
+
+    @property
     def notice(self) -> str:
         """Why a reply that has text did not finish normally (empty otherwise)."""
         if self.status != self.Status.INCOMPLETE:

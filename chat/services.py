@@ -156,9 +156,13 @@ class ProviderChoice:
         return [(model, self.no_temperature.get(model, "")) for model in self.models]
 
 
-async def provider_menu() -> list[ProviderChoice]:
-    """Every provider with its models (usable ones) or the reason and how to enable it."""
+async def provider_menu(*, for_staff: bool = True) -> list[ProviderChoice]:
+    """Every usable provider with its models. For staff, also each unusable one with
+    the reason and how to enable it (setting names, packages); people who are not staff
+    never see those, nor providers they cannot use."""
     statuses = await sync_to_async(list_providers, thread_sensitive=False)()
+    if not for_staff:
+        statuses = [status for status in statuses if status.usable]
 
     async def choice(status: Any) -> ProviderChoice:
         if not status.usable:
@@ -242,6 +246,7 @@ class PreparedReply:
     created_conversation_title: str = ""
     created_conversation: bool = False  # the conversation was created by this send
     prefix: str = ""  # text the reply already has (Continue appends to it)
+    prefix_output_tokens: int = 0  # tokens the model spent on that text
     label: str = ""  # the provider's label, for messages
     show_detail: bool = False  # the person is staff: errors carry the operator's detail
 
@@ -421,6 +426,7 @@ def reply_prepare(
         reply_expire_stale(conversation_id=conv.pk)
         now = timezone.now()
         prefix = ""
+        prefix_tokens = 0
         if conv.messages.filter(status=Message.Status.STREAMING).exists() and action != (
             ReplyAction.SEND
         ):
@@ -454,6 +460,7 @@ def reply_prepare(
                 ):
                     raise ValidationError(_("Only a reply that was cut off can be continued."))
                 prefix = reply.content
+                prefix_tokens = reply.output_tokens or 0
         else:
             user_message = (
                 conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
@@ -518,6 +525,7 @@ def reply_prepare(
         created_conversation_title=new_title,
         created_conversation=conversation is None,
         prefix=prefix,
+        prefix_output_tokens=prefix_tokens,
         label=provider_obj.label,
         show_detail=show_detail,
     )
@@ -904,6 +912,12 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
                     yield sse_event("reasoning", {"text": thought})
                 elif isinstance(item, Usage):
                     usage = item
+                    if prepared.prefix_output_tokens:  # Continue: the whole reply's tokens
+                        usage = Usage(
+                            item.input_tokens,
+                            item.output_tokens + prepared.prefix_output_tokens,
+                            item.reasoning_tokens,
+                        )
                 elif isinstance(item, Finish):
                     finish = item
                 elif item is _END:

@@ -90,7 +90,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         older_params = urlencode(
             {k: v for k, v in (("q", query), ("older_than", conversations[-1].pk)) if v}
         )
-    menu = async_to_sync(services.provider_menu)()
+    menu = async_to_sync(services.provider_menu)(for_staff=request.user.is_staff)
     if conversation:
         current_provider, current_model = conversation.provider, conversation.model
     else:

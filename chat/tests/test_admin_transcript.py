@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chat.models import Conversation, Message
+from chat.providers import get_provider
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +85,8 @@ def test_filters_find_conversations_by_any_model_that_answered(
     ).content.decode()
     assert "Switched" in page and "Only OpenAI" not in page
     page = staff_client.get(CONVERSATIONS).content.decode()
-    assert "google · gemini-2.5-flash" in page  # offered as a filter choice
+    label = get_provider("google").label
+    assert f"{label} · gemini-2.5-flash" in page  # offered as a filter choice, by label
 
 
 def test_the_message_admin_lists_failed_replies_across_users(
@@ -145,3 +147,28 @@ def test_the_markdown_export_action_fences_each_message(staff_client: Client, ow
     )
     body = response.content.decode()
     assert re.search(r"^```markdown\n## User\n\nnot a heading\n```$", body, re.M)
+
+
+def test_the_message_admin_names_reasons_for_people_and_deletes_nothing(
+    staff_client: Client, owner: User
+) -> None:
+    conv = Conversation.objects.create(owner=owner, title="t", provider="x")
+    Message.objects.create(conversation=conv, role="user", content="q")
+    reply = Message.objects.create(
+        conversation=conv,
+        role="assistant",
+        status="incomplete",
+        finish_reason="length",
+        content="half",
+        provider="openai",
+        model="m",
+    )
+    page = staff_client.get(MESSAGES).content.decode()
+    assert "token limit reached" in page
+    assert "By provider (any reply)" in staff_client.get(CONVERSATIONS).content.decode()
+    assert 'value="delete_selected"' not in page
+    response = staff_client.post(
+        reverse("admin:chat_message_delete", args=[reply.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert Message.objects.filter(pk=reply.pk).exists()

@@ -94,3 +94,18 @@ def test_a_model_that_takes_no_temperature_says_so_in_the_menu(alice: User, sett
         'value="fake::fake-large" data-no-temperature="this model uses a fixed temperature"' in html
     )
     assert 'value="fake::fake-small" data-no-temperature' not in html
+
+
+@pytest.mark.parametrize("staff", [False, True], ids=["person", "staff"])
+def test_only_staff_see_unusable_providers_and_how_to_enable_them(
+    alice: User, settings: Any, staff: bool
+) -> None:
+    settings.OPENAI_API_KEY = ""
+    alice.is_staff = staff
+    alice.save()
+    client = Client()
+    client.force_login(alice)
+    html = client.get(reverse("chat:index")).content.decode()
+    assert ("OPENAI_API_KEY" in html) is staff
+    assert ('data-provider="openai"' in html) is staff
+    assert ">Fake · fake-small</option>" in html

@@ -99,6 +99,7 @@ async def test_continue_appends_to_the_same_reply_with_its_text_as_context(
     assert deltas == " and the second half."  # only the new text is streamed
     reply = await Message.objects.aget(pk=cut.pk)
     assert (reply.status, reply.content) == ("complete", "The first half and the second half.")
+    assert reply.output_tokens == 3 + 3  # both parts of the reply (the fake reports 10/3)
     assert await Message.objects.filter(role="assistant").acount() == 1
     sent = fake_provider.calls[-1]["messages"]
     assert sent[:2] == [

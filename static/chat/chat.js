@@ -1086,33 +1086,36 @@ function initChat() {
   // -- Opening a search result -------------------------------------------------------------
 
   function showSearchHit() {
-    // /c/<id>/?q=...&hit=<message id>: scroll to the message that matched and mark the
-    // matches in it (CSS Custom Highlight API: no change to the message's HTML).
+    // /c/<id>/?q=...&hit=<message id>: scroll to the message that matched, and mark every
+    // match of the query in the thread (CSS Custom Highlight API: no change to the HTML).
     const params = new URLSearchParams(window.location.search);
     const hit = params.get("hit");
     const query = (params.get("q") || "").trim();
-    if (!hit || !/^\d+$/.test(hit)) return;
-    const article = threadInner.querySelector(`article.msg[data-message-id="${hit}"]`);
-    if (!article) return;
-    const content = article.querySelector("[data-content]");
-    content.classList.remove("is-collapsed");
-    article.classList.add("is-hit");
-    article.scrollIntoView({ block: "center" });
+    if (hit && /^\d+$/.test(hit)) {
+      const article = threadInner.querySelector(`article.msg[data-message-id="${hit}"]`);
+      if (article) {
+        article.querySelector("[data-content]").classList.remove("is-collapsed");
+        article.classList.add("is-hit");
+        article.scrollIntoView({ block: "center" });
+      }
+    }
     if (!query || !window.CSS?.highlights || typeof Highlight === "undefined") return;
     const needle = query.toLowerCase().replaceAll("ё", "е");
     const ranges = [];
-    const walker = document.createTreeWalker(content, NodeFilter.SHOW_TEXT);
-    while (walker.nextNode()) {
-      const node = walker.currentNode;
-      const hay = node.data.toLowerCase().replaceAll("ё", "е");
-      if (hay.length !== node.data.length) continue; // a case change altered the length
-      let at = hay.indexOf(needle);
-      while (at !== -1) {
-        const range = new Range();
-        range.setStart(node, at);
-        range.setEnd(node, at + needle.length);
-        ranges.push(range);
-        at = hay.indexOf(needle, at + needle.length);
+    for (const content of threadInner.querySelectorAll("article.msg [data-content]")) {
+      const walker = document.createTreeWalker(content, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {
+        const node = walker.currentNode;
+        const hay = node.data.toLowerCase().replaceAll("ё", "е");
+        if (hay.length !== node.data.length) continue; // a case change altered the length
+        let at = hay.indexOf(needle);
+        while (at !== -1) {
+          const range = new Range();
+          range.setStart(node, at);
+          range.setEnd(node, at + needle.length);
+          ranges.push(range);
+          at = hay.indexOf(needle, at + needle.length);
+        }
       }
     }
     if (ranges.length) CSS.highlights.set("search-hit", new Highlight(...ranges));

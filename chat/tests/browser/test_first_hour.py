@@ -182,3 +182,17 @@ def test_a_setting_the_chosen_model_does_not_take_is_disabled_with_the_reason(
     page.get_by_role("button", name="Settings").click()
     expect(dialog.get_by_label("Temperature")).to_be_enabled()
     expect(dialog).not_to_contain_text("this model uses a fixed temperature")
+
+
+def test_a_message_over_the_limit_is_refused_whole_not_cut_silently(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    too_long = "x" * 100_001  # CHAT_MAX_MESSAGE_CHARS is 100,000 by default
+    message_box(page).fill(too_long)
+    assert len(message_box(page).input_value()) == 100_001  # nothing cut on the way in
+    message_box(page).press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("too long")
+    assert len(message_box(page).input_value()) == 100_001  # nothing lost
+    expect(page.locator("article.msg-user")).to_have_count(0)
