@@ -20,373 +20,89 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import enum
 import functools
 import importlib.util
 import logging
 import math
-import random
-import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 
+# The types and helpers live in modules beside this one; they are re-exported here so
+# that ``from .base_provider import X`` (the guide's template, older code) keeps working.
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ErrorKind,
+    ModelNotFoundError,
+    NotConfiguredError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    UnavailableError,
+    clean_upstream_message,
+    error_for_status,
+    parse_retry_after,
+    redact_keys,
+)
+from .events import (
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from .messages import (
+    Message,
+    Role,
+    merge_consecutive,
+    normalize_messages,
+    split_system,
+    with_system_prompt,
+)
+from .options import MAX_TOKENS_RANGE, TEMPERATURE_RANGE, ChatOptions
+from .retry import RetryPolicy
+
+__all__ = [
+    "MAX_TOKENS_RANGE",
+    "TEMPERATURE_RANGE",
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseProvider",
+    "ChatOptions",
+    "ErrorKind",
+    "Finish",
+    "FinishReason",
+    "Message",
+    "ModelNotFoundError",
+    "NotConfiguredError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "ProviderStatus",
+    "ProviderTimeoutError",
+    "RateLimitedError",
+    "ReasoningDelta",
+    "RetryPolicy",
+    "Role",
+    "StreamEvent",
+    "TextDelta",
+    "UnavailableError",
+    "Usage",
+    "clean_upstream_message",
+    "error_for_status",
+    "merge_consecutive",
+    "normalize_messages",
+    "parse_retry_after",
+    "redact_keys",
+    "split_system",
+    "with_system_prompt",
+]
+
 logger = logging.getLogger(__name__)
-
-Role = Literal["system", "user", "assistant"]
-Message = Mapping[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
-
-# --- Stream events ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of the reply's text, in order."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    """A piece of the model's reasoning ("thinking"), in order: Anthropic thinking
-    blocks, Gemini thought parts, ``reasoning_content``/``reasoning`` fields and
-    ``<think>`` blocks of compatible servers and the local model. Shown apart from the
-    answer and never sent back to a model as context."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token usage reported by the upstream for the whole request. ``output_tokens``
-    includes ``reasoning_tokens`` (the thinking part, when the provider reports it)."""
-
-    input_tokens: int
-    output_tokens: int
-    reasoning_tokens: int | None = None
-
-
-class FinishReason(enum.StrEnum):
-    """Why a reply ended, in one vocabulary for every provider (OpenAI's words where it
-    has one). Only ``STOP`` (and ``TOOL_CALLS``) mean the model finished normally."""
-
-    STOP = "stop"  # the model finished its answer
-    LENGTH = "length"  # the token limit (max tokens) was used up
-    CONTENT_FILTER = "content_filter"  # the provider's safety filter blocked it
-    REFUSAL = "refusal"  # the model declined to answer
-    TOOL_CALLS = "tool_calls"
-    CUT_OFF = "cut_off"  # the stream ended without the provider saying it finished
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """The end of the reply. ``reason`` is a ``FinishReason`` value, or the provider's
-    own word when it has no equivalent; ``detail`` is the provider's raw reason when it
-    says more (for example Gemini's "SAFETY" or "prompt blocked: OTHER"), for people
-    and logs."""
-
-    reason: str
-    detail: str = ""
-
-    @property
-    def is_normal(self) -> bool:
-        """True when the model finished its answer (nothing was cut, filtered, refused)."""
-        return self.reason in (FinishReason.STOP, FinishReason.TOOL_CALLS)
-
-
-StreamEvent = TextDelta | ReasoningDelta | Usage | Finish
-
-# --- Errors -----------------------------------------------------------------------------
-
-
-class ErrorKind(enum.StrEnum):
-    AUTHENTICATION = "authentication"
-    PERMISSION = "permission"
-    RATE_LIMITED = "rate_limited"
-    UNAVAILABLE = "unavailable"
-    TIMEOUT = "timeout"
-    BAD_REQUEST = "bad_request"
-    MODEL_NOT_FOUND = "model_not_found"
-    NOT_CONFIGURED = "not_configured"
-
-
-_DEFAULT_MESSAGES: dict[ErrorKind, str] = {
-    ErrorKind.AUTHENTICATION: "invalid API key",
-    ErrorKind.PERMISSION: "this API key is not allowed to use this model",
-    ErrorKind.RATE_LIMITED: "rate limit reached, try again shortly",
-    ErrorKind.UNAVAILABLE: "the service is unavailable, try again shortly",
-    ErrorKind.TIMEOUT: "the request timed out",
-    ErrorKind.BAD_REQUEST: "the request was rejected",
-    ErrorKind.MODEL_NOT_FOUND: "unknown model",
-    ErrorKind.NOT_CONFIGURED: "not configured",
-}
-
-_RETRYABLE = {ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT}
-
-
-class ProviderError(Exception):
-    """Any failure of a provider. ``kind`` says what went wrong, ``provider`` who failed;
-    ``str(error)`` is one readable line for a person, for example
-    "Anthropic: invalid API key". Messages never contain API keys."""
-
-    kind: ClassVar[ErrorKind] = ErrorKind.UNAVAILABLE
-
-    def __init__(
-        self,
-        message: str = "",
-        *,
-        provider: str = "",
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.message = message or _DEFAULT_MESSAGES[self.kind]
-        self.provider = provider
-        self.status_code = status_code
-        self.retry_after = retry_after
-        super().__init__(self.user_message)
-
-    @property
-    def user_message(self) -> str:
-        return f"{self.provider}: {self.message}" if self.provider else self.message
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in _RETRYABLE
-
-    def __str__(self) -> str:
-        return self.user_message
-
-
-class AuthenticationError(ProviderError):
-    kind = ErrorKind.AUTHENTICATION
-
-
-class PermissionDeniedError(ProviderError):
-    kind = ErrorKind.PERMISSION
-
-
-class RateLimitedError(ProviderError):
-    kind = ErrorKind.RATE_LIMITED
-
-
-class UnavailableError(ProviderError):
-    kind = ErrorKind.UNAVAILABLE
-
-
-class ProviderTimeoutError(ProviderError):
-    kind = ErrorKind.TIMEOUT
-
-
-class BadRequestError(ProviderError):
-    kind = ErrorKind.BAD_REQUEST
-
-
-class ModelNotFoundError(BadRequestError):
-    kind = ErrorKind.MODEL_NOT_FOUND
-
-
-class NotConfiguredError(ProviderError):
-    kind = ErrorKind.NOT_CONFIGURED
-
-
-def error_for_status(
-    status: int,
-    message: str = "",
-    *,
-    provider: str = "",
-    retry_after: float | None = None,
-) -> ProviderError:
-    """The ProviderError for an HTTP status from an upstream."""
-    cls: type[ProviderError]
-    if status == 401:
-        cls = AuthenticationError
-    elif status == 403:
-        cls = PermissionDeniedError
-    elif status == 404:
-        cls = ModelNotFoundError
-    elif status == 408:
-        cls = ProviderTimeoutError
-    elif status == 429:
-        cls = RateLimitedError
-    elif status >= 500:
-        cls = UnavailableError
-    else:
-        cls = BadRequestError
-    return cls(
-        clean_upstream_message(message),
-        provider=provider,
-        status_code=status,
-        retry_after=retry_after,
-    )
-
-
-def clean_upstream_message(message: str, *, limit: int = 300) -> str:
-    """One readable line from an upstream error text, without anything that looks like a
-    key (providers echo the key's prefix back in some 401 messages)."""
-    import re
-
-    text = " ".join(str(message or "").split())
-    text = re.sub(r"\b(sk|key|AIza|ak|pk)[-_A-Za-z0-9]{8,}", "[redacted]", text)
-    text = re.sub(r"\b[A-Za-z0-9_\-]{32,}\b", "[redacted]", text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from a Retry-After (seconds or HTTP date) or retry-after-ms header."""
-    if not headers:
-        return None
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    if "retry-after-ms" in lowered:
-        try:
-            return max(0.0, float(lowered["retry-after-ms"]) / 1000.0)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-# --- Options ----------------------------------------------------------------------------
-
-TEMPERATURE_RANGE = (0.0, 2.0)
-MAX_TOKENS_RANGE = (1, 200_000)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatOptions:
-    """Per-request options, validated once. ``None`` means "the provider's default"."""
-
-    system_prompt: str = ""
-    temperature: float | None = None
-    max_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.temperature is not None:
-            low, high = TEMPERATURE_RANGE
-            if not isinstance(self.temperature, (int, float)) or not (
-                low <= float(self.temperature) <= high
-            ):
-                raise BadRequestError(f"temperature must be between {low:g} and {high:g}")
-        if self.max_tokens is not None:
-            low_t, high_t = MAX_TOKENS_RANGE
-            if (
-                isinstance(self.max_tokens, bool)
-                or not isinstance(self.max_tokens, int)
-                or not (low_t <= self.max_tokens <= high_t)
-            ):
-                raise BadRequestError(f"max tokens must be a whole number from {low_t} to {high_t}")
-        if not isinstance(self.system_prompt, str):
-            raise BadRequestError("system prompt must be text")
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> ChatOptions:
-        """Options from the guide-style ``get_response(..., temperature=0.2, max_tokens=100,
-        system_prompt="...")``. Unknown options are an error, not silently dropped."""
-        known = {"system_prompt", "temperature", "max_tokens"}
-        unknown = set(kwargs) - known
-        if unknown:
-            raise BadRequestError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: v for k, v in kwargs.items() if v is not None})
-
-
-# --- Message helpers (pure) -------------------------------------------------------------
-
-_ROLES = ("system", "user", "assistant")
-
-
-def normalize_messages(messages: Iterable[Message]) -> list[dict[str, str]]:
-    """Check the OpenAI-shaped messages and return plain dicts. Raises BadRequestError."""
-    result: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, Mapping) else None
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if role not in _ROLES:
-            raise BadRequestError(f"message {i}: role must be one of {', '.join(_ROLES)}")
-        if not isinstance(content, str):
-            raise BadRequestError(f"message {i}: content must be text")
-        result.append({"role": role, "content": content})
-    if not any(m["role"] != "system" for m in result):
-        raise BadRequestError("there is no message to answer")
-    return result
-
-
-def split_system(
-    messages: Sequence[Message], system_prompt: str = ""
-) -> tuple[str, list[dict[str, str]]]:
-    """Pull system messages out (APIs that take the system prompt apart: Anthropic,
-    Gemini). The options' system prompt comes first, then any system messages."""
-    parts = [system_prompt] if system_prompt.strip() else []
-    turns: list[dict[str, str]] = []
-    for message in messages:
-        if message["role"] == "system":
-            if message["content"].strip():
-                parts.append(message["content"])
-        else:
-            turns.append({"role": message["role"], "content": message["content"]})
-    return "\n\n".join(parts), turns
-
-
-def merge_consecutive(turns: Sequence[Message]) -> list[dict[str, str]]:
-    """Join consecutive turns of the same role (APIs that require alternation reject
-    them), separated by a blank line."""
-    merged: list[dict[str, str]] = []
-    for turn in turns:
-        if merged and merged[-1]["role"] == turn["role"]:
-            merged[-1]["content"] = f"{merged[-1]['content']}\n\n{turn['content']}"
-        else:
-            merged.append({"role": turn["role"], "content": turn["content"]})
-    return merged
-
-
-def with_system_prompt(messages: Sequence[Message], system_prompt: str) -> list[dict[str, str]]:
-    """OpenAI-style: the options' system prompt as the first system message."""
-    result = [{"role": m["role"], "content": m["content"]} for m in messages]
-    if system_prompt.strip():
-        result.insert(0, {"role": "system", "content": system_prompt})
-    return result
-
-
-# --- Retry policy -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Retries before the first token only. ``max_retries`` extra attempts; the delay
-    doubles from ``base_delay`` with jitter, never above ``max_delay``, and a server's
-    Retry-After wins when it is longer (up to ``max_retry_after``: a longer wait is
-    reported to the user instead)."""
-
-    max_retries: int = 2
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 20.0
-
-    def delay(self, attempt: int, error: ProviderError) -> float | None:
-        """Seconds to wait before retry number ``attempt`` (1-based), None for no retry."""
-        if attempt > self.max_retries or not error.retryable:
-            return None
-        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        backoff *= 0.75 + random.random() / 2
-        if error.retry_after is not None:
-            if error.retry_after > self.max_retry_after:
-                return None
-            return max(backoff, error.retry_after)
-        return backoff
-
 
 # --- The base class ---------------------------------------------------------------------
 
@@ -694,9 +410,7 @@ class BaseProvider:
         if isinstance(error, AuthenticationError) and self.requires_api_key:
             setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
             error.message = f"invalid API key (check {setting})"
-        key = self.api_key
-        if key and len(key) >= 8 and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
+        error.message = redact_keys(error.message, self.api_key)
         error.args = (error.user_message,)
 
     def _has_native_stream(self) -> bool:

@@ -75,6 +75,7 @@ from .base_provider import (
     error_for_status,
     merge_consecutive,
     parse_retry_after,
+    redact_keys,
     split_system,
 )
 from .reasoning import ThinkTagSplitter, content_part_events
@@ -398,9 +399,7 @@ class OpenAIProvider(BaseProvider):
         return error_for_status(status, message, provider=self.label, retry_after=retry_after)
 
     def _redact(self, text: str) -> str:
-        if self.api_key and len(self.api_key) >= 4:
-            text = text.replace(self.api_key, "[redacted]")
-        return text
+        return redact_keys(text, self.api_key, min_length=4)
 
     def _host(self) -> str:
         url = self._resolved_base_url()

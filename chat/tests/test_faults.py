@@ -1063,6 +1063,8 @@ async def test_persistent_rate_limit_is_retried_then_reported(
             "message": f"{spec.label} is receiving too many requests. Try again in a minute.",
             "message_id": outcome.reply_id,
             "partial_html": "",
+            "status": "error",
+            "can_continue": False,
         },
     )
     assert len(app.requests) == 2
