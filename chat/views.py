@@ -27,7 +27,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import ratelimit, selectors, services
 from .forms import (
@@ -159,18 +159,32 @@ def _attach_search_hits(
         item.search_url = reverse("chat:conversation", args=[item.pk]) + "?" + urlencode(params)
 
 
-@require_safe
+def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    context = _chat_context(request, conversation)
+    if request.method == "POST":
+        # The composer posted as a plain form: the page's script did not run (blocked,
+        # still loading, or an asset that changed under a running server). Nothing is
+        # sent; the page comes back with the typed text and says why.
+        context["composer_text"] = request.POST.get("content", "")
+        context["composer_error"] = _(
+            "Your message was not sent: the page's script did not load. Reload the page "
+            "and send again (your text is kept below)."
+        )
+    return render(request, "chat/chat.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """A new, empty chat: the conversation is created with its first message."""
-    return render(request, "chat/chat.html", _chat_context(request, None))
+    return _chat_page(request, None)
 
 
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
-    return render(request, "chat/chat.html", _chat_context(request, conversation))
+    return _chat_page(request, conversation)
 
 
 @require_safe

@@ -215,3 +215,15 @@ def test_out_of_range_settings_with_the_first_message_create_nothing(
     )
     assert response.status_code == 400 and "emperature" in response.json()["error"]
     assert not Conversation.objects.exists()
+
+
+def test_a_plain_form_post_of_the_composer_keeps_the_text_and_says_why(
+    alice_client: Client, alice: User, fake_provider: type
+) -> None:
+    # The page's script did not run: the composer posts to the page itself.
+    response = alice_client.post(reverse("chat:index"), {"content": "my long message"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "script did not load" in html
+    assert ">my long message</textarea>" in html
+    assert not Conversation.objects.exists()

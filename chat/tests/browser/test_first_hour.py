@@ -196,3 +196,20 @@ def test_a_message_over_the_limit_is_refused_whole_not_cut_silently(
     expect(page.locator("#composer-error")).to_contain_text("too long")
     assert len(message_box(page).input_value()) == 100_001  # nothing lost
     expect(page.locator("article.msg-user")).to_have_count(0)
+
+
+def test_a_new_chat_starts_on_the_model_this_person_used_last(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    menu = page.get_by_label("Model", exact=True)
+    # This server's admin default is the local model (CHAT_DEFAULT_PROVIDER=local, see
+    # conftest.py): a first chat starts there; the order of the rules is unit-tested in
+    # chat/tests/test_model_default.py.
+    expect(menu).to_have_value("local::smollm2-135m-instruct")
+    choose_model(page, "fakeai::fake-model-2")
+    expect(menu.locator("option:checked")).to_have_text("FakeAI · fake-model-2")
+    wait_until_done(send(page, "Hello"))
+    page.get_by_role("link", name="New chat").click()
+    wait_for_chat(page)
+    expect(menu).to_have_value("fakeai::fake-model-2")
