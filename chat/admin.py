@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -163,24 +163,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("transcript"))
     def transcript(self, obj: Conversation) -> str:
-        messages = list(
-            obj.messages.order_by("created_at", "id").only(
-                "id",
-                "role",
-                "content",
-                "content_html",
-                "reasoning",
-                "provider",
-                "model",
-                "status",
-                "finish_reason",
-                "error",
-                "error_detail",
-                "input_tokens",
-                "output_tokens",
-                "created_at",
-            )[: TRANSCRIPT_LIMIT + 1]
-        )
+        messages = list(obj.messages.order_by("created_at", "id")[: TRANSCRIPT_LIMIT + 1])
         more = len(messages) > TRANSCRIPT_LIMIT
         html = render_to_string(
             "admin/chat/transcript.html",
@@ -194,13 +177,23 @@ class ConversationAdmin(admin.ModelAdmin):
         return mark_safe(html)  # noqa: S308 - a template: autoescaped, replies nh3-sanitized
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        # Correlated subqueries, not a GROUP BY join: the database computes them for the
+        # 50 rows of a page only (the join aggregated all 200,000 messages: 1.9 s).
+        messages = Message.objects.filter(conversation_id=OuterRef("pk")).order_by()
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _message_count=Count("messages", distinct=True),
-                _total_tokens=Coalesce(Sum("messages__input_tokens"), 0)
-                + Coalesce(Sum("messages__output_tokens"), 0),
+                _message_count=Subquery(
+                    messages.values("conversation_id").annotate(n=Count("id")).values("n")[:1]
+                ),
+                _total_tokens=Subquery(
+                    messages.values("conversation_id")
+                    .annotate(
+                        n=Coalesce(Sum("input_tokens"), 0) + Coalesce(Sum("output_tokens"), 0)
+                    )
+                    .values("n")[:1]
+                ),
             )
         )
 
@@ -227,11 +220,11 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("messages"), ordering="_message_count")
     def message_count(self, obj: Conversation) -> int:
-        return obj._message_count
+        return obj._message_count or 0
 
     @admin.display(description=_("tokens"), ordering="_total_tokens")
     def total_tokens(self, obj: Conversation) -> int:
-        return obj._total_tokens
+        return obj._total_tokens or 0
 
     @admin.action(description=_("Export selected conversations as JSON"))
     def export_json(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> HttpResponse:

@@ -110,7 +110,7 @@ class Message(models.Model):
             # The message admin: newest first, by status, by provider and model.
             models.Index(fields=["-created_at", "-id"], name="msg_created"),
             models.Index(fields=["status", "-created_at"], name="msg_status_created"),
-            models.Index(fields=["provider", "model"], name="msg_provider_model"),
+            models.Index(fields=["provider", "model", "-created_at"], name="msg_provider_model"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Min, Q, QuerySet
+from django.db import connection
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from . import search
@@ -108,8 +109,29 @@ def search_hits_for_conversations(
     query = query.strip()
     if len(query) < MESSAGE_SEARCH_MIN_CHARS or not conversation_ids:
         return {}
-    # One grouped query over the trigram match (a correlated subquery per conversation
-    # cost 40 ms more on PostgreSQL); ids grow with time, so the smallest is the first.
+    if connection.vendor == "sqlite":
+        # SQLite materialises the FTS match once and probes each listed conversation's
+        # messages on the (conversation, created_at) index: 100 small scans. Grouping
+        # the whole match instead took 770 ms for a word in 1 message in 10.
+        first_hit = (
+            Message.objects.filter(conversation_id=OuterRef("pk"))
+            .filter(search.message_match(query))
+            .order_by("created_at", "id")
+            .values("id")[:1]
+        )
+        hits = dict(
+            Conversation.objects.filter(owner=user, pk__in=conversation_ids)
+            .annotate(hit=Subquery(first_hit))
+            .exclude(hit=None)
+            .values_list("pk", "hit")
+        )
+        texts = dict(Message.objects.filter(pk__in=hits.values()).values_list("pk", "content"))
+        return {
+            conversation_id: (message_id, snippet(texts.get(message_id, ""), query))
+            for conversation_id, message_id in hits.items()
+        }
+    # PostgreSQL: one grouped query over the trigram match (a correlated subquery per
+    # conversation cost 40 ms more); ids grow with time, so the smallest is the first.
     hits = dict(
         Message.objects.filter(
             # The user's own among the listed ids; a subquery, not a join on the owner

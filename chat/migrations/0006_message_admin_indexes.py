@@ -20,6 +20,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='message',
-            index=models.Index(fields=['provider', 'model'], name='msg_provider_model'),
+            index=models.Index(fields=['provider', 'model', '-created_at'], name='msg_provider_model'),
         ),
     ]

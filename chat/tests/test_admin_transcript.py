@@ -172,3 +172,17 @@ def test_the_message_admin_names_reasons_for_people_and_deletes_nothing(
     )
     assert response.status_code == 403
     assert Message.objects.filter(pk=reply.pk).exists()
+
+
+def test_a_long_transcript_costs_a_constant_number_of_queries(
+    staff_client: Client, owner: User
+) -> None:
+    def queries(conv: Conversation) -> int:
+        url = reverse("admin:chat_conversation_change", args=[conv.pk])
+        with CaptureQueriesContext(connection) as ctx:
+            assert staff_client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    short = conversation_answered_by(owner, ("openai", "a"), title="short")
+    long = conversation_answered_by(owner, *[("openai", f"m{i}") for i in range(40)], title="long")
+    assert queries(long) == queries(short)
