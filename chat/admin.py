@@ -20,7 +20,7 @@ from .exports import conversations_export_rows, conversations_to_markdown
 from .models import Conversation, Message
 from .providers import PROVIDER_REGISTRY, get_provider
 
-TRANSCRIPT_LIMIT = 500  # messages shown on a conversation's page; the rest via Messages
+TRANSCRIPT_LIMIT = 200  # messages shown on a conversation's page; the rest via Messages
 
 
 def _provider_lookups() -> list[tuple[str, str]]:
