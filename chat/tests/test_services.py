@@ -411,7 +411,11 @@ async def test_long_history_is_trimmed_and_the_user_is_told(
             events = await run_reply(conversation, content=f"q{i} " + "x" * 300)
     finally:
         del fake_provider.context_tokens
-    assert events[0][1]["trimmed"] > 0
+    start = events[0][1]
+    assert start["trimmed"] > 0
+    assert f"{start['trimmed']} earlier messages were left out" in start["trimmed_note"]
+    reply = await Message.objects.aget(pk=start["message_id"])  # remembered for reloads
+    assert (reply.context_trimmed, reply.trimmed_note) == (start["trimmed"], start["trimmed_note"])
     sent = fake_provider.calls[-1]["messages"]
     assert sent[-1]["content"].startswith("q3 ")
     assert sent[0]["role"] == "user"

@@ -357,24 +357,6 @@ async def test_the_first_message_creates_the_conversation(user: User, fake_provi
 # --- the context left out is said, and remembered ------------------------------------------
 
 
-async def test_messages_left_out_of_the_context_are_noted_on_the_reply(
-    conversation: Conversation, fake_provider: type
-) -> None:
-    fake_provider.context_tokens = 600
-    try:
-        for i in range(4):
-            fake_provider.scripts.append(Script(chunks=["r" * 300]))
-            events = await run_reply(conversation, content=f"q{i} " + "x" * 300)
-    finally:
-        del fake_provider.context_tokens
-    start = events[0][1]
-    assert start["trimmed"] > 0
-    assert f"{start['trimmed']} earlier messages were left out" in start["trimmed_note"]
-    reply = await last_reply()
-    assert reply.context_trimmed == start["trimmed"]
-    assert reply.trimmed_note == start["trimmed_note"]
-
-
 def test_the_left_out_note_shows_after_a_reload(user: User, fake_provider: type) -> None:
     from django.test import Client
     from django.urls import reverse
