@@ -125,26 +125,22 @@ def search_hits_for_conversations(
             .exclude(hit=None)
             .values_list("pk", "hit")
         )
-        texts = dict(Message.objects.filter(pk__in=hits.values()).values_list("pk", "content"))
-        return {
-            conversation_id: (message_id, snippet(texts.get(message_id, ""), query))
-            for conversation_id, message_id in hits.items()
-        }
-    # PostgreSQL: one grouped query over the trigram match (a correlated subquery per
-    # conversation cost 40 ms more); ids grow with time, so the smallest is the first.
-    hits = dict(
-        Message.objects.filter(
-            # The user's own among the listed ids; a subquery, not a join on the owner
-            # (see conversation_list_for_user).
-            conversation_id__in=Conversation.objects.filter(
-                owner=user, pk__in=conversation_ids
-            ).values("pk")
+    else:
+        # PostgreSQL: one grouped query over the trigram match (a correlated subquery per
+        # conversation cost 40 ms more); ids grow with time, so the smallest is the first.
+        hits = dict(
+            Message.objects.filter(
+                # The user's own among the listed ids; a subquery, not a join on the
+                # owner (see conversation_list_for_user).
+                conversation_id__in=Conversation.objects.filter(
+                    owner=user, pk__in=conversation_ids
+                ).values("pk")
+            )
+            .filter(search.message_match(query))
+            .values("conversation_id")
+            .annotate(first=Min("id"))
+            .values_list("conversation_id", "first")
         )
-        .filter(search.message_match(query))
-        .values("conversation_id")
-        .annotate(first=Min("id"))
-        .values_list("conversation_id", "first")
-    )
     texts = dict(Message.objects.filter(pk__in=hits.values()).values_list("pk", "content"))
     return {
         conversation_id: (message_id, snippet(texts.get(message_id, ""), query))

@@ -210,7 +210,11 @@ def model_default_for(*, user: AbstractBaseUser, menu: list[ProviderChoice]) -> 
         if provider in usable:
             models = usable[provider]
             return provider, model if model in models else models[0]
-    ordered = sorted(usable, key=lambda name: isinstance(get_provider(name), LocalProvider))
+    # The registry's classes say which is local: no provider is built for the question.
+    ordered = sorted(
+        usable,
+        key=lambda name: issubclass(PROVIDER_REGISTRY.get(name, BaseProvider), LocalProvider),
+    )
     return (ordered[0], usable[ordered[0]][0]) if ordered else ("", "")
 
 
@@ -832,7 +836,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         status = Message.Status.ERROR
         if prepared.prefix and "".join(parts).strip():
             status, finish_reason = Message.Status.INCOMPLETE, FinishReason.CUT_OFF
-        await save(
+        html = await save(
             status,
             error=message,
             error_kind=kind,
@@ -842,7 +846,7 @@ async def reply_stream(*, prepared: PreparedReply) -> AsyncIterator[bytes]:
         data: dict[str, Any] = {
             "message": message,
             "message_id": prepared.reply_id,
-            "partial_html": render_markdown(storable_text("".join(parts))),
+            "partial_html": html,  # the saved rendering: rendered once, not twice
             "status": status,
             "can_continue": status == Message.Status.INCOMPLETE,
         }
