@@ -34,8 +34,9 @@ CSP = f"{_BASE_POLICY}; style-src 'self'"
 CSP_ADMIN = f"{_BASE_POLICY}; style-src 'self' 'unsafe-inline'"
 
 
-class SecurityHeadersMiddleware:
-    """Adds Content-Security-Policy and Permissions-Policy to every response."""
+class _SyncAndAsync:
+    """A middleware that runs in either mode, without a thread hop: it becomes a
+    coroutine function when the next handler is one (Django's documented pattern)."""
 
     async_capable = True
     sync_capable = True
@@ -44,6 +45,10 @@ class SecurityHeadersMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
+
+
+class SecurityHeadersMiddleware(_SyncAndAsync):
+    """Adds Content-Security-Policy and Permissions-Policy to every response."""
 
     def _decorate(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         policy = CSP_ADMIN if request.path.startswith("/admin/") else CSP
@@ -116,7 +121,7 @@ def _multipart_is_text(body: bytes, boundary: bytes, charset: str) -> bool:
     return True
 
 
-class Utf8FormBodyMiddleware:
+class Utf8FormBodyMiddleware(_SyncAndAsync):
     """Refuses a form body that is not valid text, before anything decodes it.
 
     Django decodes form fields with ``errors="replace"``: a message sent as
@@ -133,14 +138,6 @@ class Utf8FormBodyMiddleware:
     is refused with 413 (multipart included: no form of the app takes file uploads; a
     form that does will need this check to stream instead).
     """
-
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
     @staticmethod
     def _refusal(request: HttpRequest, message: str, status: int) -> HttpResponse:
