@@ -40,6 +40,7 @@ from chat.providers.base_provider import (
 )
 from chat.tests.fakes import anthropic_fake as fake
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse, sse
+from chat.tests.providers.histories import MESSY_HISTORIES
 
 KEY = "sk-ant-test-SECRET0123456789"
 MODEL = "claude-sonnet-5-5"
@@ -421,29 +422,7 @@ async def test_block_types_and_events_without_text_are_skipped(upstream):
 
 # --- Histories the API accepts ------------------------------------------------------------
 
-_HISTORIES = {
-    # A reply failed and was left out; the person asked again.
-    "user-user": [
-        {"role": "user", "content": "What is the capital of France?"},
-        {"role": "user", "content": "What is the capital of France?"},
-    ],
-    # The reply came back empty (a refusal, a filter) and was stored empty.
-    "user-empty-user": [
-        {"role": "user", "content": "One"},
-        {"role": "assistant", "content": ""},
-        {"role": "user", "content": "Two"},
-    ],
-    # The history starts with the app's greeting.
-    "assistant-user": [
-        {"role": "assistant", "content": "What's your name?"},
-        {"role": "user", "content": "Bob"},
-    ],
-    # The reply to go on from is the last turn.
-    "user-assistant": [
-        {"role": "user", "content": "Write a poem"},
-        {"role": "assistant", "content": "Roses are red "},
-    ],
-}
+_HISTORIES = MESSY_HISTORIES
 
 
 @pytest.mark.parametrize("name", list(_HISTORIES))

@@ -44,6 +44,7 @@ from chat.providers.google_provider import (
 )
 from chat.tests.fakes import google_fake as gf
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, StreamResponse
+from chat.tests.providers.histories import MESSY_HISTORIES
 
 KEY = "AIzaSyFAKE-test-key-0123456789abcdef"
 MODEL = "gemini-3.5-flash"
@@ -674,29 +675,7 @@ async def test_unreachable_upstream_is_unavailable():
 
 # -- histories the API accepts ----------------------------------------------------------------
 
-_HISTORIES = {
-    # A reply failed and was left out; the person asked again.
-    "user-user": [
-        {"role": "user", "content": "What is the capital of France?"},
-        {"role": "user", "content": "What is the capital of France?"},
-    ],
-    # The reply came back empty (a filter, a refusal) and was stored empty.
-    "user-empty-user": [
-        {"role": "user", "content": "One"},
-        {"role": "assistant", "content": ""},
-        {"role": "user", "content": "Two"},
-    ],
-    # The history starts with the app's greeting.
-    "assistant-user": [
-        {"role": "assistant", "content": "What's your name?"},
-        {"role": "user", "content": "Bob"},
-    ],
-    # The reply to go on from is the last turn.
-    "user-assistant": [
-        {"role": "user", "content": "Write a poem"},
-        {"role": "assistant", "content": "Roses are red"},
-    ],
-}
+_HISTORIES = MESSY_HISTORIES
 
 
 @pytest.mark.parametrize("name", list(_HISTORIES))

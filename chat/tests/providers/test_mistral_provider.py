@@ -38,6 +38,7 @@ from chat.providers.mistral_provider import (
 )
 from chat.tests.fakes import mistral_fake as fake
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse
+from chat.tests.providers.histories import MESSY_HISTORIES
 
 FAKE_KEY = "sk-mistral-test-0123456789abcdef"
 MODEL = "mistral-small-latest"
@@ -378,27 +379,7 @@ async def test_finish_reason_error_after_text_raises_without_retry(upstream):
 # --- histories Mistral accepts -----------------------------------------------------------
 
 _HISTORIES = {
-    # A reply failed and was left out; the person asked again.
-    "user-user": [
-        {"role": "user", "content": "What is the capital of France?"},
-        {"role": "user", "content": "What is the capital of France?"},
-    ],
-    # The reply came back empty and was stored empty.
-    "user-empty-user": [
-        {"role": "user", "content": "One"},
-        {"role": "assistant", "content": ""},
-        {"role": "user", "content": "Two"},
-    ],
-    # The history starts with the app's greeting.
-    "assistant-user": [
-        {"role": "assistant", "content": "What's your name?"},
-        {"role": "user", "content": "Bob"},
-    ],
-    # The reply to go on from is the last turn.
-    "user-assistant": [
-        {"role": "user", "content": "Write a poem"},
-        {"role": "assistant", "content": "Roses are red"},
-    ],
+    **MESSY_HISTORIES,
     # A system message after the assistant (an API client's history).
     "system-after-assistant": [
         {"role": "user", "content": "Hi"},
