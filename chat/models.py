@@ -21,6 +21,9 @@ class Conversation(models.Model):
     max_tokens = models.PositiveIntegerField(_("max tokens"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    # When a reply finished that the person has not seen yet (None: nothing new). The
+    # sidebar marks such conversations; opening the conversation clears it.
+    reply_unseen_at = models.DateTimeField(_("unseen reply since"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")
@@ -37,6 +40,11 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or str(_("New chat"))
+
+    @property
+    def reply_unseen(self) -> bool:
+        """A reply finished that the person has not seen yet."""
+        return self.reply_unseen_at is not None
 
 
 class Message(models.Model):
@@ -62,6 +70,10 @@ class Message(models.Model):
         REFUSAL = "refusal", _("refused")
         TOOL_CALLS = "tool_calls", _("tool calls")
         CUT_OFF = "cut_off", _("cut off")
+        # Set by the app, not the provider: the server shut down mid-reply, or the reply
+        # ran past CHAT_MAX_REPLY_SECONDS.
+        INTERRUPTED = "interrupted", _("interrupted by a server restart")
+        TIME_LIMIT = "time_limit", _("reached the server's time limit")
 
     conversation = models.ForeignKey(
         Conversation,
@@ -111,6 +123,12 @@ class Message(models.Model):
             models.Index(fields=["-created_at", "-id"], name="msg_created"),
             models.Index(fields=["status", "-created_at"], name="msg_status_created"),
             models.Index(fields=["provider", "model", "-created_at"], name="msg_provider_model"),
+            # Replies in progress, per conversation (the sidebar's "writing" mark).
+            models.Index(
+                fields=["conversation"],
+                condition=models.Q(status="streaming"),
+                name="msg_streaming",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

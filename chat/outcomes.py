@@ -109,8 +109,14 @@ def incomplete_notice(reason: str) -> str:
         return _("The model stopped and declined to go on.")
     if reason == FinishReason.CUT_OFF:
         return _("The reply was cut off: the connection ended before the model finished.")
+    if reason == "interrupted":
+        return _("The reply was interrupted: the server restarted before the model finished.")
+    if reason == "time_limit":
+        return _("The reply was cut off: it took longer than the server allows.")
     return _("The reply ended early (%(reason)s).") % {"reason": reason}
 
 
 # Replies that may go on where they stopped (Continue).
-CONTINUABLE_REASONS = frozenset({FinishReason.LENGTH, FinishReason.CUT_OFF})
+CONTINUABLE_REASONS = frozenset(
+    {FinishReason.LENGTH, FinishReason.CUT_OFF, "interrupted", "time_limit"}
+)

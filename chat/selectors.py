@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from . import search
@@ -22,8 +22,10 @@ def conversation_list_for_user(
     (through ``chat.search.fold``: case folded in every script, ё as е; titles only below
     ``MESSAGE_SEARCH_MIN_CHARS`` characters); ``older_than`` (a conversation id) continues
     the list after that conversation (keyset pagination on the (owner, updated_at) index)."""
-    conversations = Conversation.objects.filter(owner=user).only(
-        "id", "title", "provider", "model", "updated_at"
+    conversations = (
+        Conversation.objects.filter(owner=user)
+        .only("id", "title", "provider", "model", "updated_at", "reply_unseen_at")
+        .annotate(reply_running=_reply_running())
     )
     if older_than is not None:
         anchor = (
@@ -50,6 +52,29 @@ def conversation_list_for_user(
         # match per conversation (28 s for a common word over 200,000 messages).
         conversations = conversations.filter(titles | search.conversation_message_match(query))
     return conversations.order_by("-updated_at", "-id")
+
+
+def _reply_running() -> Exists:
+    # Uses the partial index of streaming replies (msg_streaming): one probe a row.
+    return Exists(
+        Message.objects.filter(conversation=OuterRef("pk"), status=Message.Status.STREAMING)
+    )
+
+
+def conversation_statuses_for_user(
+    *, user: AbstractBaseUser, ids: list[int]
+) -> dict[int, dict[str, object]]:
+    """For the sidebar: ``{id: {"running": bool, "unseen": bool, "title": str}}`` for
+    those of ``ids`` that ``user`` owns (others are left out). One query."""
+    rows = (
+        Conversation.objects.filter(owner=user, pk__in=ids[:200])
+        .annotate(reply_running=_reply_running())
+        .values_list("pk", "title", "reply_unseen_at", "reply_running")
+    )
+    return {
+        pk: {"running": running, "unseen": unseen is not None, "title": title}
+        for pk, title, unseen, running in rows
+    }
 
 
 def message_search_for_user(*, user: AbstractBaseUser, query: str) -> QuerySet[Message]:

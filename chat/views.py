@@ -184,7 +184,32 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
+    if conversation.reply_unseen_at is not None and request.method == "GET":
+        # Opening the conversation shows its latest reply: the sidebar mark goes.
+        services.conversation_mark_seen(owner=request.user, conversation_id=pk)
+        conversation.reply_unseen_at = None
     return _chat_page(request, conversation)
+
+
+@require_POST
+@login_required
+def conversation_seen(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page watched a reply of this conversation finish: no "new reply" mark."""
+    selectors.conversation_get_for_user(user=request.user, pk=pk)
+    services.conversation_mark_seen(owner=request.user, conversation_id=pk)
+    return HttpResponse(status=204)
+
+
+@require_safe
+@login_required
+def conversation_statuses(request: HttpRequest) -> HttpResponse:
+    """For the sidebar: which of ``?ids=1,2,3`` have a reply in progress or a finished
+    one not seen yet, and their titles (a title written in the background appears)."""
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.isdigit()]
+    statuses = selectors.conversation_statuses_for_user(user=request.user, ids=ids)
+    response = JsonResponse({"conversations": {str(k): v for k, v in statuses.items()}})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_safe
@@ -316,6 +341,10 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
     form = ReplyForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"error": _form_error_text(form)}, status=400)
+    hub = services.get_hub()
+    hub.start()
+    if not hub.accepting:
+        return _shutting_down()
 
     def prepare() -> services.PreparedReply | JsonResponse:
         try:
@@ -377,12 +406,17 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         return busy
     if isinstance(prepared, JsonResponse):
         return prepared
-    response = StreamingHttpResponse(
-        _ClosingStream(services.reply_stream(prepared=prepared)),
-        content_type="text/event-stream",
-    )
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"
+    try:
+        run = hub.start_run(prepared)
+    except services.ShuttingDown:
+        # Saved a moment ago, and no run will answer it: close it as interrupted.
+        await services.db_step(services.streaming_replies_close)(
+            reply_ids=[prepared.reply_id],
+            status=Message.Status.ERROR,
+            error=_("The server is restarting. Send your message again in a moment."),
+        )
+        return _shutting_down()
+    response = _event_stream(services.run_follow(run, show_detail=prepared.show_detail))
     if prepared.created_conversation:
         response["X-Conversation-Id"] = str(prepared.conversation_id)
         response["X-Conversation-Url"] = reverse(
@@ -392,14 +426,47 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
     return response
 
 
+def _shutting_down() -> JsonResponse:
+    response = JsonResponse(
+        {"error": _("The server is restarting. Send your message again in a moment.")},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+def _event_stream(stream: AsyncGenerator[bytes, None]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_ClosingStream(stream), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@require_safe
+@login_required
+async def reply_events(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """Follow a reply as Server-Sent Events, wherever it runs: after a reload, from
+    another tab, after a dropped connection. ``Last-Event-ID`` (or ``?after=N``) resumes
+    after event N; none (or 0) starts with a ``snapshot`` of the text so far. See
+    ``services.chat_stream``. The person's own replies only (404 otherwise)."""
+    user = await request.auser()
+    reply = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
+    if reply.role != Message.Role.ASSISTANT:
+        raise Http404("No such reply")
+    after = _optional_id(request.headers.get("Last-Event-ID") or request.GET.get("after")) or 0
+    return _event_stream(
+        services.reply_follow(reply=reply, after=after, show_detail=bool(user.is_staff))
+    )
+
+
 class _ClosingStream:
     """The reply's SSE stream, closed when Django closes the response.
 
     On a client disconnect Django cancels the task sending the response. When that
     lands while the server is writing a chunk (not inside the generator), nothing else
-    closes the generator until the garbage collector finds it: the upstream request
-    would go on and the reply would stay "streaming". Django calls ``close()`` (from a
-    worker thread) once the response is done; closing a finished generator is a no-op.
+    closes the generator until the garbage collector finds it, and it would stay among
+    the run's followers. Django calls ``close()`` (from a worker thread) once the
+    response is done; closing a finished generator is a no-op. The run itself goes on.
     """
 
     _closing: set[asyncio.Task[None]] = set()  # strong references until they finish

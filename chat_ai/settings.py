@@ -346,3 +346,11 @@ CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 2.0)
 # A reply still "streaming" after this many seconds lost its process (a crash or
 # restart): it is closed as an error so the conversation can go on.
 CHAT_STALE_STREAM_SECONDS = env_int("CHAT_STALE_STREAM_SECONDS", 900)
+# The longest a reply may run (seconds; 0: no limit). It is then cut, its text kept.
+CHAT_MAX_REPLY_SECONDS = env_float("CHAT_MAX_REPLY_SECONDS", 600.0)
+# On SIGTERM a worker takes no new replies and gives running ones this long to finish
+# (seconds) before it stops them, saving each as interrupted.
+CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 10.0)
+# The model that writes a conversation's title after its first reply, as provider/model;
+# empty: the conversation's own model; "off": the first line of the first message.
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL")

@@ -31,6 +31,13 @@ def fake_provider() -> Iterator[type]:
 
 
 @pytest.fixture(autouse=True)
+def _no_titles_by_a_model(settings: object) -> None:
+    """A title written by a model would ask the fake models one more question after
+    each first reply; chat/tests/test_titles.py switches it on."""
+    settings.CHAT_TITLE_MODEL = "off"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: object) -> None:
     """Tests create many users; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]

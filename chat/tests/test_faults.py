@@ -1031,7 +1031,8 @@ async def test_transient_fault_before_the_first_token_is_retried_and_the_reply_a
     app.add("POST", openai_fake.CHAT_PATH, first_answer(), openai_fake.stream_response(GOOD_REPLY))
     conversation = await make_conversation(user, "openai")
     outcome = await send(client, conversation, FIRST)
-    assert [kind for kind, _ in outcome.events] == ["start", "delta", "delta", "done"]
+    assert [kind for kind, _ in outcome.events][0] == "start"
+    assert outcome.events[-1][0] == "done"
     assert outcome.text == "".join(GOOD_REPLY)
 
 
@@ -1268,13 +1269,11 @@ async def walked_away(
     return Interrupted(events[0][1]["message_id"], seen, events, app.requests[-1])
 
 
-async def test_disconnect_closes_the_upstream_request_within_a_second(
-    walked_away: Interrupted,
-) -> None:
-    assert await asyncio.to_thread(walked_away.upstream_request.client_closed.wait, 1.0)
+async def test_a_disconnect_does_not_stop_the_reply(walked_away: Interrupted) -> None:
+    """The reply belongs to the server: the browser going away (reload, closed tab,
+    lost connection), even while the server is stuck writing to it, leaves the model
+    answering, and the whole reply is saved."""
 
-
-async def test_disconnect_keeps_the_partial_reply_as_stopped(walked_away: Interrupted) -> None:
     async def saved() -> Message:
         while True:
             reply = await Message.objects.aget(pk=walked_away.reply_id)
@@ -1282,9 +1281,9 @@ async def test_disconnect_keeps_the_partial_reply_as_stopped(walked_away: Interr
                 return reply
             await asyncio.sleep(0.02)
 
-    reply = await asyncio.wait_for(saved(), 2.0)
-    assert (reply.status, reply.content) == ("stopped", walked_away.seen_text)
-    assert reply.content.startswith("w0 w1 ")
+    reply = await asyncio.wait_for(saved(), 10.0)
+    assert (reply.status, reply.content) == ("complete", "".join(SLOW_WORDS))
+    assert reply.content.startswith(walked_away.seen_text)
 
 
 # --- two tabs ---------------------------------------------------------------------------

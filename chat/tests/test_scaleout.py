@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -36,6 +35,7 @@ import pytest
 import redis
 from psycopg import sql
 
+from chat.sse import aiter_sse
 from chat.tests.fakes.openai_fake import CHAT_PATH, DONE, chunk
 from chat.tests.fakes.server import FakeUpstream, Pause, RecordedRequest, StreamResponse, sse
 from chat.tests.live import free_port
@@ -150,8 +150,9 @@ class Stack:
         )
         assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stderr.decode()}"
 
-    def serve(self, *, workers: int = 1) -> Server:
-        """Start uvicorn and wait until it answers."""
+    def serve(self, *, workers: int = 1, **extra_env: str) -> Server:
+        """Start uvicorn (with ``extra_env`` added to its environment) and wait until it
+        answers."""
         port = free_port()
         log = self.tmp / f"uvicorn-{port}.log"
         with log.open("wb") as out:
@@ -166,7 +167,7 @@ class Stack:
                     "--timeout-graceful-shutdown=3",
                 ],
                 cwd=ROOT,
-                env=self.env(),
+                env={**self.env(), **extra_env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -298,15 +299,9 @@ async def new_conversation(client: httpx2.AsyncClient, server: Server) -> int:
 
 
 async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, Any]]:
-    event, data = "message", []
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
-            yield event, json.loads("\n".join(data))
-            event, data = "message", []
+    """(event name, data) of an SSE response as it arrives (the project's one reader)."""
+    async for event in aiter_sse(response.aiter_bytes()):
+        yield event.event, event.data
 
 
 async def send(
@@ -390,11 +385,132 @@ async def test_stop_sent_to_another_worker_stops_the_stream(stack: Stack) -> Non
 
     assert done is not None, f"the stream went on after Stop (text so far: {text!r})"
     assert done[:2] == ("done", "stopped"), done
-    assert done[2] < 2.5, f"the stream took {done[2]:.1f}s to stop"
+    assert done[2] < 1.0, f"the stream took {done[2]:.1f}s to stop"
     assert chat_requests(stack.upstream)[0].client_closed.wait(3), "upstream request left open"
     assert stack.query("SELECT content, status FROM chat_message WHERE id = %s", reply_id) == [
         ("Partial text", "stopped")
     ]
+
+
+async def test_a_reply_running_on_one_worker_is_followed_from_another(stack: Stack) -> None:
+    """A reload served by worker B picks up the reply worker A is writing: the text so
+    far, then the rest live, neither lost nor doubled; then Stop from B stops it."""
+    words = [f"w{i} " for i in range(40)]
+    model_replies(stack.upstream, words, pause=0.05)
+    worker_a, worker_b = stack.serve(), stack.serve()
+    async with browser() as client:
+        await log_in(client, worker_a)
+        conversation = await new_conversation(client, worker_a)
+        reply_id, first_text = None, ""
+        async with client.stream(
+            "POST",
+            f"{worker_a.url}/c/{conversation}/reply/",
+            data={"content": "Count."},
+            headers=csrf(client),
+        ) as response:
+            async for event, data in sse_events(response):
+                if event == "start":
+                    reply_id = data["message_id"]
+                elif event == "delta":
+                    first_text += data["text"]
+                    if len(first_text) > 20:
+                        break  # the tab is reloaded: this stream is dropped
+        followed: list[tuple[str, Any]] = []
+        async with (
+            asyncio.timeout(30),
+            client.stream("GET", f"{worker_b.url}/m/{reply_id}/events/") as response,
+        ):
+            assert response.status_code == 200
+            async for event, data in sse_events(response):
+                followed.append((event, data))
+                if event in ("done", "error"):
+                    break
+    assert followed[0][0] == "snapshot" and followed[0][1]["text"].startswith(first_text)
+    text = followed[0][1]["text"] + "".join(d["text"] for e, d in followed if e == "delta")
+    assert text == "".join(words)
+    assert followed[-1][0] == "done" and followed[-1][1]["status"] == "complete"
+
+
+async def test_stop_from_the_worker_that_follows_stops_the_reply_within_a_second(
+    stack: Stack,
+) -> None:
+    model_replies(stack.upstream, ["Partial ", "text"], hang=True)
+    worker_a, worker_b = stack.serve(), stack.serve()
+    async with browser() as client:
+        await log_in(client, worker_a)
+        conversation = await new_conversation(client, worker_a)
+        async with client.stream(
+            "POST",
+            f"{worker_a.url}/c/{conversation}/reply/",
+            data={"content": "Go on forever."},
+            headers=csrf(client),
+        ) as response:
+            text, reply_id = "", None
+            async for event, data in sse_events(response):
+                if event == "start":
+                    reply_id = data["message_id"]
+                elif event == "delta":
+                    text += data["text"]
+                    if text == "Partial text":
+                        break
+        ending = None
+        async with (
+            asyncio.timeout(15),
+            client.stream("GET", f"{worker_b.url}/m/{reply_id}/events/") as response,
+        ):
+            async for event, data in sse_events(response):
+                if event == "snapshot":
+                    stop = await client.post(
+                        f"{worker_b.url}/m/{reply_id}/stop/", headers=csrf(client)
+                    )
+                    assert stop.json() == {"stopping": True}
+                    stopped_at = time.monotonic()
+                elif event in ("done", "error"):
+                    ending = (event, data["status"], time.monotonic() - stopped_at)
+                    break
+    assert ending is not None and ending[:2] == ("done", "stopped"), ending
+    assert ending[2] < 1.0, f"the reply took {ending[2]:.1f}s to stop"
+    assert stack.query("SELECT content, status FROM chat_message WHERE id = %s", reply_id) == [
+        ("Partial text", "stopped")
+    ]
+
+
+async def test_sigterm_saves_a_running_reply_as_interrupted(stack: Stack) -> None:
+    """On SIGTERM the worker takes no new replies, gives running ones a grace period,
+    then saves each with its text as interrupted (and the page is told so)."""
+    model_replies(stack.upstream, ["Half ", "a reply"], hang=True)
+    worker = stack.serve(CHAT_SHUTDOWN_GRACE_SECONDS="0.5")
+    ending = None
+    async with browser() as client:
+        await log_in(client, worker)
+        conversation = await new_conversation(client, worker)
+        async with (
+            asyncio.timeout(20),
+            client.stream(
+                "POST",
+                f"{worker.url}/c/{conversation}/reply/",
+                data={"content": "Go on forever."},
+                headers=csrf(client),
+            ) as response,
+        ):
+            text, reply_id = "", None
+            async for event, data in sse_events(response):
+                if event == "start":
+                    reply_id = data["message_id"]
+                elif event == "delta":
+                    text += data["text"]
+                    if text == "Half a reply":
+                        worker.process.send_signal(signal.SIGTERM)
+                elif event in ("done", "error"):
+                    ending = (event, data)
+                    break
+    assert ending is not None, "the stream ended without telling the page"
+    assert ending[0] == "done" and ending[1]["status"] == "incomplete"
+    assert ending[1]["finish_reason"] == "interrupted" and ending[1]["can_continue"]
+    assert worker.process.wait(15) is not None
+    assert stack.query(
+        "SELECT content, status, finish_reason FROM chat_message WHERE id = %s", reply_id
+    ) == [("Half a reply", "incomplete", "interrupted")]
 
 
 async def _replies_through(server: Server, count: int) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from chat import services
 from chat.models import Conversation, Message
 from chat.providers import AuthenticationError, UnavailableError
+from chat.sse import parse_sse as parse_sse_events
 from chat.tests.fakes.fake_provider import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,6 +45,19 @@ async def run_reply(conversation: Conversation, **kwargs: Any) -> list[tuple[str
     kwargs.setdefault("action", "send")
     prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
     return parse_sse([chunk async for chunk in services.reply_stream(prepared=prepared)])
+
+
+async def run_events(conversation: Conversation, **kwargs: Any) -> list[Any]:
+    """Prepare and run one reply; its run events, in order (nobody follows it)."""
+    kwargs.setdefault("action", "send")
+    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
+    run = services.get_hub().start_run(prepared)
+    await run.done()
+    return run.events
+
+
+def kinds(events: list[Any]) -> list[str]:
+    return [type(event).__name__ for event in events]
 
 
 async def reload(obj: Any) -> Any:
@@ -122,15 +136,30 @@ async def test_reply_streams_deltas_and_saves_the_complete_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["**Hello**", " world"], usage=(12, 4)))
-    events = await run_reply(conversation, content="Hi")
-    kinds = [kind for kind, _ in events]
-    assert kinds == ["start", "delta", "delta", "done"]
-    done = events[-1][1]
-    assert "<strong>Hello</strong>" in done["html"]
-    reply = await Message.objects.aget(pk=done["message_id"])
+    events = await run_events(conversation, content="Hi")
+    assert kinds(events) == ["RunStarted", "TextDelta", "TextDelta", "Usage", "RunFinished"]
+    finished = events[-1]
+    assert (finished.status, finished.finish_reason) == ("complete", "stop")
+    assert "<strong>Hello</strong>" in finished.html
+    reply = await Message.objects.aget(pk=events[0].reply_id)
     assert (reply.status, reply.content) == ("complete", "**Hello** world")
     assert (reply.input_tokens, reply.output_tokens) == (12, 4)
     assert reply.duration_ms is not None and reply.time_to_first_token_ms is not None
+
+
+async def test_the_chat_stream_sends_every_piece_in_order_with_increasing_ids(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(Script(chunks=["**Hello**", " world"], usage=(12, 4)))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="Hi"
+    )
+    events = parse_sse_events([c async for c in services.reply_stream(prepared=prepared)])
+    assert [e.event for e in events][0] == "start" and events[-1].event == "done"
+    assert "".join(e.data["text"] for e in events if e.event == "delta") == "**Hello** world"
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert events[-1].data["output_tokens"] == 4
 
 
 async def test_reply_sends_conversation_options_to_the_provider(
@@ -151,12 +180,12 @@ async def test_provider_error_is_recorded_on_the_message_not_as_a_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(provider="Anthropic")))
-    events = await run_reply(conversation, content="Hi")
-    kind, data = events[-1]
-    assert kind == "error"
-    assert "credentials" in data["message"]
-    reply = await Message.objects.aget(pk=data["message_id"])
-    assert (reply.status, reply.error, reply.content) == ("error", data["message"], "")
+    events = await run_events(conversation, content="Hi")
+    failed = events[-1]
+    assert isinstance(failed, services.RunFailed)
+    assert "credentials" in failed.message
+    reply = await Message.objects.aget(pk=events[0].reply_id)
+    assert (reply.status, reply.error, reply.content) == ("error", failed.message, "")
     assert reply.error_detail == "Anthropic: invalid API key"
     user_messages = await Message.objects.filter(role="user").acount()
     assert user_messages == 1
@@ -168,8 +197,8 @@ async def test_error_after_text_keeps_the_partial_text(
     fake_provider.scripts.append(
         Script(chunks=["Half an "], error=UnavailableError(provider="Fake"))
     )
-    events = await run_reply(conversation, content="Hi")
-    reply = await Message.objects.aget(pk=events[-1][1]["message_id"])
+    events = await run_events(conversation, content="Hi")
+    reply = await Message.objects.aget(pk=events[0].reply_id)
     assert (reply.status, reply.content) == ("error", "Half an ")
 
 
@@ -186,9 +215,9 @@ async def test_errors_are_never_sent_back_as_context(
 
 async def test_empty_reply_is_an_error(conversation: Conversation, fake_provider: type) -> None:
     fake_provider.scripts.append(Script(chunks=[]))
-    events = await run_reply(conversation, content="Hi")
-    kind, data = events[-1]
-    assert kind == "error" and "empty reply" in data["message"]
+    events = await run_events(conversation, content="Hi")
+    assert isinstance(events[-1], services.RunFailed)
+    assert "empty reply" in events[-1].message
 
 
 async def test_stop_keeps_the_partial_reply_and_cancels_the_provider(
@@ -212,21 +241,24 @@ async def test_stop_keeps_the_partial_reply_and_cancels_the_provider(
     assert fake_provider.cancelled == [True]
 
 
-async def test_client_disconnect_saves_the_partial_reply_as_stopped(
+async def test_the_reply_goes_on_when_its_follower_goes_away(
     conversation: Conversation, fake_provider: type
 ) -> None:
-    fake_provider.scripts.append(Script(chunks=[f"w{i} " for i in range(200)], pause=0.01))
+    """Closing the tab (Django closes the response's stream) no longer stops the reply:
+    the run belongs to the server and finishes, saved whole."""
+    fake_provider.scripts.append(Script(chunks=[f"w{i} " for i in range(20)], pause=0.01))
     prepared = await sync_to_async(services.reply_prepare)(
         conversation=conversation, action="send", content="long please"
     )
     stream = services.reply_stream(prepared=prepared)
-    received = [await anext(stream) for _ in range(3)]  # start + 2 deltas
+    received = [await anext(stream) for _ in range(3)]
     await stream.aclose()  # what Django does when the browser goes away
+    run = services.get_hub().get(prepared.reply_id)
+    assert run is not None and len(received) == 3
+    await run.done()
     reply = await Message.objects.aget(pk=prepared.reply_id)
-    assert reply.status == "stopped"
-    assert reply.content == "w0 w1 "
-    assert len(received) == 3
-    assert fake_provider.cancelled == [True]
+    assert (reply.status, reply.content) == ("complete", "".join(f"w{i} " for i in range(20)))
+    assert fake_provider.cancelled == []
 
 
 async def test_heartbeats_keep_a_slow_stream_alive(
@@ -246,12 +278,12 @@ async def test_checkpoints_save_partial_text_while_streaming(
     conversation: Conversation, fake_provider: type, settings: Any
 ) -> None:
     settings.CHAT_CHECKPOINT_SECONDS = 0.0
-    fake_provider.scripts.append(Script(chunks=["one ", "two ", "three"], pause=0.01))
+    fake_provider.scripts.append(Script(chunks=["one ", "two ", "three"], pause=0.2))
     prepared = await sync_to_async(services.reply_prepare)(
         conversation=conversation, action="send", content="Hi"
     )
     stream = services.reply_stream(prepared=prepared)
-    for _ in range(3):  # start + two deltas
+    for _ in range(2):  # start, then the first delta
         await anext(stream)
     # Checkpoints are written by a background task: give it up to a second.
     for _ in range(100):
@@ -259,7 +291,8 @@ async def test_checkpoints_save_partial_text_while_streaming(
         if reply.content:
             break
         await asyncio.sleep(0.01)
-    assert (reply.status, reply.content) == ("streaming", "one ")
+    assert reply.status == "streaming"
+    assert reply.content in ("one ", "one two ")  # the text so far, while it goes on
     _ = [chunk async for chunk in stream]
 
 
@@ -496,7 +529,9 @@ async def test_final_save_waits_out_a_busy_database(
 ) -> None:
     from django.db import OperationalError
 
-    real_save = services._save_outcome
+    from chat.services import persistence
+
+    real_save = persistence.save_outcome
     failures = iter([True, True, False])
 
     def flaky_save(*args: Any, **kwargs: Any) -> str:
@@ -504,8 +539,8 @@ async def test_final_save_waits_out_a_busy_database(
             raise OperationalError("database is locked")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_save_outcome", flaky_save)
-    monkeypatch.setattr(services, "SAVE_RETRY_DELAYS", (0.01, 0.01, 0.01))
+    monkeypatch.setattr(persistence, "save_outcome", flaky_save)
+    monkeypatch.setattr(persistence, "SAVE_RETRY_DELAYS", (0.01, 0.01, 0.01))
     events = await run_reply(conversation, content="Hi")
     assert events[-1][0] == "done"
     reply = await Message.objects.aget(pk=events[-1][1]["message_id"])

@@ -1,0 +1,308 @@
+"""The chat page's stream: run events encoded as Server-Sent Events (see ``chat/sse.py``).
+
+Events, each with ``id: N`` (the run's sequence number of the last run event it holds):
+``start``; ``delta`` {text} and ``reasoning`` {text} (consecutive pieces that piled up
+while the client was behind go out as one event); then ``done`` (status complete,
+incomplete or stopped, with the finish reason, notice and saved HTML) or ``error``.
+A follower that re-attaches (``reply_follow``) first gets ``snapshot`` {text, reasoning}
+with the id it reaches, then the events after it. Following never affects the run: a
+follower that goes away just stops reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.conf import settings
+
+from ..models import Message
+from ..providers import ReasoningDelta, TextDelta, Usage
+from ..sse import HEARTBEAT, sse_event
+from .hub import get_hub
+from .persistence import db_step
+from .replies import PreparedReply
+from .runs import ReplyRun, RunFailed, RunFinished, RunStarted, RunStopped
+
+# How long a follower waits for a reply marked streaming to show up in this process or
+# in Redis before it reads the database instead (its run may be starting right now).
+APPEAR_SECONDS = 3.0
+
+
+def encode_events(
+    events: list[Any], first_seq: int, *, reply_id: int, show_detail: bool
+) -> tuple[bytes, bool]:
+    """SSE bytes for ``events`` (numbered from ``first_seq``), and whether the last one
+    ended the run. Consecutive text (or reasoning) pieces become one event."""
+    out: list[bytes] = []
+    ended = False
+    pending_kind: type | None = None
+    pending: list[str] = []
+    seq = first_seq - 1
+    for seq, event in enumerate(events, first_seq):
+        kind = type(event)
+        if kind is pending_kind:
+            pending.append(event.text)
+            continue
+        if pending:
+            out.append(_pieces_event(pending_kind, pending, seq - 1))
+            pending, pending_kind = [], None
+        if kind is TextDelta or kind is ReasoningDelta:
+            pending_kind, pending = kind, [event.text]
+        elif kind is Usage:
+            continue
+        else:
+            out.append(_ending_or_start(event, seq, reply_id=reply_id, show_detail=show_detail))
+            ended = kind is not RunStarted
+    if pending:
+        out.append(_pieces_event(pending_kind, pending, seq))
+    return b"".join(out), ended
+
+
+def _pieces_event(kind: type | None, pieces: list[str], seq: int) -> bytes:
+    name = "delta" if kind is TextDelta else "reasoning"
+    text = pieces[0] if len(pieces) == 1 else "".join(pieces)
+    return sse_event(name, {"text": text}, event_id=seq)
+
+
+def _usage_fields(usage: Usage | None) -> dict[str, int | None]:
+    return {
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage else None,
+    }
+
+
+def _ending_or_start(event: Any, seq: int, *, reply_id: int, show_detail: bool) -> bytes:
+    kind = type(event)
+    if kind is RunStarted:
+        return sse_event(
+            "start",
+            {
+                "message_id": event.reply_id,
+                "user_message_id": event.user_message_id,
+                "conversation_id": event.conversation_id,
+                "provider": event.provider,
+                "model": event.model,
+                "title": event.title,
+                "trimmed": event.trimmed,
+                "trimmed_note": event.trimmed_note,
+                "continuing": bool(event.prefix),
+            },
+            event_id=seq,
+        )
+    if kind is RunFailed or (kind is RunStopped and event.status == Message.Status.ERROR):
+        data: dict[str, Any] = {
+            "message": event.message,
+            "message_id": reply_id,
+            "partial_html": event.html,
+            "status": event.status,
+            "can_continue": event.can_continue,
+        }
+        if show_detail and kind is RunFailed and event.detail:
+            data["detail"] = event.detail
+        return sse_event("error", data, event_id=seq)
+    assert kind is RunFinished or kind is RunStopped
+    return sse_event(
+        "done",
+        {
+            "message_id": reply_id,
+            "status": event.status,
+            "html": event.html,
+            **_usage_fields(event.usage),
+            "finish_reason": event.finish_reason,
+            "notice": event.notice,
+            "can_continue": event.can_continue,
+        },
+        event_id=seq,
+    )
+
+
+async def run_follow(
+    run: ReplyRun, *, after: int = 0, snapshot: bool = False, show_detail: bool = False
+) -> AsyncIterator[bytes]:
+    """SSE bytes of a run of this process, from event ``after`` on (with a snapshot of
+    the text so far first when ``snapshot``), until its end."""
+    heartbeat = settings.CHAT_HEARTBEAT_SECONDS
+    cursor = after
+    if snapshot:
+        text, reasoning, cursor = run.snapshot()
+        yield _snapshot_event(run.prepared, text, reasoning, cursor)
+    last_sent = time.monotonic()
+    events = run.events
+    while True:
+        await run.wait(cursor)
+        if len(events) > cursor:
+            batch = events[cursor:]
+            chunk, ended = encode_events(
+                batch, cursor + 1, reply_id=run.reply_id, show_detail=show_detail
+            )
+            cursor += len(batch)
+            if chunk:
+                yield chunk
+                last_sent = time.monotonic()
+            if ended:
+                return
+        elif run.ended:
+            return
+        elif time.monotonic() - last_sent >= heartbeat:
+            yield HEARTBEAT
+            last_sent = time.monotonic()
+
+
+def _snapshot_event(prepared: Any, text: str, reasoning: str, seq: int) -> bytes:
+    return sse_event(
+        "snapshot",
+        {
+            "message_id": prepared.reply_id,
+            "text": text,
+            "reasoning": reasoning,
+            "provider": prepared.provider,
+            "model": prepared.model,
+            "status": Message.Status.STREAMING,
+        },
+        event_id=seq,
+    )
+
+
+async def reply_follow(
+    *, reply: Message, after: int = 0, show_detail: bool = False
+) -> AsyncIterator[bytes]:
+    """SSE bytes for a person re-attaching to ``reply`` (already checked to be theirs):
+    followed live wherever its run is (this process, or another worker through Redis);
+    a reply that has ended gets its final event from the database. ``after`` 0 starts
+    with a snapshot of the text so far; N > 0 resumes after event N."""
+    hub = get_hub()
+    hub.start()
+    deadline = time.monotonic() + APPEAR_SECONDS
+    while True:
+        run = hub.get(reply.pk)
+        if run is not None:
+            async for chunk in run_follow(
+                run, after=after, snapshot=after == 0, show_detail=show_detail
+            ):
+                yield chunk
+            return
+        if hub.broker is not None and await hub.broker.has_run(reply.pk):
+            async for chunk in _redis_follow(hub, reply, after, show_detail):
+                yield chunk
+            return
+        current = await db_step(Message.objects.filter(pk=reply.pk).first)()
+        if current is None:
+            return
+        if current.status != Message.Status.STREAMING:
+            yield _final_from_database(current, show_detail=show_detail)
+            return
+        if time.monotonic() > deadline:
+            # Its run is nowhere to be seen (its worker died): show what was saved,
+            # and look again now and then until someone closes it.
+            yield sse_event(
+                "snapshot",
+                {
+                    "message_id": current.pk,
+                    "text": current.content,
+                    "reasoning": current.reasoning,
+                    "provider": current.provider,
+                    "model": current.model,
+                    "status": current.status,
+                },
+            )
+            deadline = float("inf")
+            after = 0
+        await asyncio.sleep(0.25 if deadline != float("inf") else 2.0)
+
+
+async def _redis_follow(
+    hub: Any, reply: Message, after: int, show_detail: bool
+) -> AsyncIterator[bytes]:
+    heartbeat = settings.CHAT_HEARTBEAT_SECONDS
+    if after == 0:
+        history = await hub.broker.history(reply.pk)
+        started = next((e for _, e in history if type(e) is RunStarted), None)
+        text = "".join(e.text for _, e in history if type(e) is TextDelta)
+        reasoning = "".join(e.text for _, e in history if type(e) is ReasoningDelta)
+        if started is not None:
+            text = started.prefix + text
+        after = history[-1][0] if history else 0
+        ended = history and isinstance(history[-1][1], (RunFinished, RunFailed, RunStopped))
+        yield sse_event(
+            "snapshot",
+            {
+                "message_id": reply.pk,
+                "text": text,
+                "reasoning": reasoning,
+                "provider": reply.provider,
+                "model": reply.model,
+                "status": Message.Status.STREAMING,
+            },
+            event_id=after,
+        )
+        if ended:
+            chunk, _ = encode_events(
+                [history[-1][1]], after, reply_id=reply.pk, show_detail=show_detail
+            )
+            yield chunk
+            return
+    last_sent = time.monotonic()
+    async for batch in hub.broker.follow(reply.pk, after):
+        if not batch:
+            if not hub.accepting:
+                return  # this worker is shutting down: the page re-attaches elsewhere
+            if time.monotonic() - last_sent >= heartbeat:
+                yield HEARTBEAT
+                last_sent = time.monotonic()
+            continue
+        # Entries are consecutive sequence numbers: encode them as one run of events.
+        chunk, ended = encode_events(
+            [event for _, event in batch],
+            batch[0][0],
+            reply_id=reply.pk,
+            show_detail=show_detail,
+        )
+        if chunk:
+            yield chunk
+            last_sent = time.monotonic()
+        if ended:
+            return
+
+
+def _final_from_database(message: Message, *, show_detail: bool) -> bytes:
+    """The ``done`` or ``error`` event of a reply that has ended, from its saved row."""
+    usage = (
+        Usage(message.input_tokens or 0, message.output_tokens, message.reasoning_tokens)
+        if message.output_tokens is not None
+        else None
+    )
+    if message.status == Message.Status.ERROR:
+        event: Any = RunFailed(
+            message=message.error,
+            kind=message.error_kind,
+            detail=message.error_detail,
+            status=message.status,
+            html=message.content_html,
+            finish_reason=message.finish_reason,
+            can_continue=message.can_continue,
+        )
+    else:
+        event = RunFinished(
+            status=message.status,
+            finish_reason=message.finish_reason,
+            html=message.content_html,
+            usage=usage,
+            notice=message.notice,
+            can_continue=message.can_continue,
+        )
+    return _ending_or_start(event, 0, reply_id=message.pk, show_detail=show_detail)
+
+
+async def reply_stream(
+    *, prepared: PreparedReply, show_detail: bool = False
+) -> AsyncIterator[bytes]:
+    """Start the run ``prepared`` describes and follow it from its first event: the chat
+    page's POST. Raises ShuttingDown (before anything is sent) when the server takes no
+    new replies. The run goes on when this stream is closed."""
+    run = get_hub().start_run(prepared)
+    async for chunk in run_follow(run, show_detail=show_detail or prepared.show_detail):
+        yield chunk

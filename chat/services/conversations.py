@@ -1,0 +1,104 @@
+"""Conversations: create, rename, delete, settings, and what the sidebar shows of them
+(a reply in progress, a finished reply not seen yet)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from ..dbtext import storable_text
+from ..models import Conversation
+from ..providers import PROVIDER_REGISTRY, BaseProvider, ChatOptions, ProviderError, get_provider
+
+TITLE_MAX_CHARS = 60
+
+
+def conversation_create(
+    *,
+    owner: AbstractBaseUser,
+    provider: str = "",
+    model: str = "",
+    title: str = "",
+) -> Conversation:
+    """A new, empty conversation with the given (or default) provider and model."""
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER or "local"
+    if provider not in PROVIDER_REGISTRY:
+        raise ValidationError(_("Unknown provider."))
+    provider_obj = get_provider(provider)
+    if model:
+        _check_model(provider_obj, model)
+    else:
+        model = provider_obj.default_model()
+    return Conversation.objects.create(
+        owner=owner, provider=provider, model=model, title=title.strip()[:200]
+    )
+
+
+def _check_model(provider: BaseProvider, model: str) -> None:
+    """Reject a model the provider is known not to have (when its list is known)."""
+    known = provider.known_models()
+    if known is not None and model not in known:
+        raise ValidationError(
+            _("Unknown model “%(model)s” for %(label)s.")
+            % {"model": model, "label": provider.label}
+        )
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """Give ``conversation`` the title a person typed (spaces collapsed, at most 200
+    characters). Raises ValidationError for a blank title."""
+    title = " ".join(storable_text(title).split())
+    if not title:
+        raise ValidationError(_("The title cannot be empty."))
+    conversation.title = title[:200]
+    conversation.save(update_fields=["title"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete ``conversation`` with all its messages."""
+    conversation.delete()
+
+
+def conversation_update_settings(
+    *,
+    conversation: Conversation,
+    system_prompt: str,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> Conversation:
+    """Save the conversation's system prompt, temperature (0 to 2) and maximum reply
+    tokens (None: the model's default). Raises ValidationError for a value out of range."""
+    system_prompt = storable_text(system_prompt)
+    try:
+        ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
+    except ProviderError as e:
+        raise ValidationError(e.message) from e
+    conversation.system_prompt = system_prompt
+    conversation.temperature = temperature
+    conversation.max_tokens = max_tokens
+    conversation.save(update_fields=["system_prompt", "temperature", "max_tokens"])
+    return conversation
+
+
+def title_from_text(text: str) -> str:
+    """A short title from the first message: its first line, cut at a word boundary.
+    Costs nothing (no model call)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = line.lstrip("#>*-` ").strip() or line
+    if len(line) <= TITLE_MAX_CHARS:
+        return line
+    cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
+    return (cut if len(cut) > TITLE_MAX_CHARS // 2 else line[:TITLE_MAX_CHARS]).rstrip() + "…"
+
+
+def conversation_mark_seen(*, owner: AbstractBaseUser, conversation_id: int) -> bool:
+    """The person has seen the conversation's latest reply: the sidebar stops marking it.
+    True when there was a mark to clear. One UPDATE, scoped to ``owner``."""
+    return bool(
+        Conversation.objects.filter(
+            pk=conversation_id, owner=owner, reply_unseen_at__isnull=False
+        ).update(reply_unseen_at=None)
+    )

@@ -1,0 +1,422 @@
+"""The reply run: the one place where a reply is generated.
+
+A run belongs to the server process, not to the request that started it (see
+``hub.py``). It drives the provider's stream and appends typed run events to its log,
+in order; everything else consumes that log:
+
+- the database (``persistence.py``): partial text in batched checkpoints, the outcome
+  once, at the end;
+- followers (``chat_stream.py`` encodes them as the chat page's SSE): the request that
+  started the run, a reload, another tab; each reads the log from its own position, so
+  a follower that falls behind gets what piled up in one go (adaptive coalescing);
+- other workers, through Redis (``broker.py``), when ``REDIS_URL`` is set.
+
+Run events, the domain language: ``RunStarted``; then ``TextDelta`` and
+``ReasoningDelta`` (the provider's own objects, no copy), ``Usage``; then exactly one of
+``RunFinished`` (the provider ended it: complete or incomplete, with its finish reason),
+``RunFailed`` (an error, the person's sentence and the operator's detail) or
+``RunStopped`` (Stop, a server restart or the server's time limit ended it). An event's
+sequence number is its position in the log, from 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from ..dbtext import storable_text
+from ..models import Message
+from ..outcomes import (
+    CONTINUABLE_REASONS,
+    error_for_person,
+    incomplete_notice,
+    unexpected_error_for_person,
+)
+from ..providers import (
+    Finish,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+    get_provider,
+)
+from .persistence import outcome_of, save_outcome_patiently
+
+if TYPE_CHECKING:
+    from .hub import ReplyHub
+    from .replies import PreparedReply
+
+logger = logging.getLogger("chat.services")
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """The run began: which reply, for which question, with which model. ``prefix`` is
+    the text the reply already had (a Continue appends to it)."""
+
+    reply_id: int
+    conversation_id: int
+    user_message_id: int
+    provider: str
+    model: str
+    title: str = ""  # the conversation's new title, when this run created it
+    trimmed: int = 0  # earlier messages left out to fit the context
+    trimmed_note: str = ""
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """The provider ended the reply: ``status`` complete (it finished normally) or
+    incomplete (text, but cut by the token limit, the connection, a filter...).
+    ``html`` is the saved, sanitized rendering of the whole reply."""
+
+    status: str
+    finish_reason: str
+    html: str
+    usage: Usage | None = None
+    notice: str = ""
+    can_continue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed:
+    """The reply failed. ``message`` is the sentence for people; ``detail`` is for staff
+    and logs only. ``status`` is error, or incomplete when a Continue failed (the reply
+    keeps its text and can be continued again). ``html`` renders the partial text."""
+
+    message: str
+    kind: str
+    detail: str
+    status: str
+    html: str
+    finish_reason: str = ""
+    can_continue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopped:
+    """Something other than the provider ended the reply, its text so far saved:
+    ``reason`` "stop" (a person pressed Stop: status stopped), "interrupted" (the server
+    shut down) or "time_limit" (CHAT_MAX_REPLY_SECONDS): status incomplete, or error
+    when there was no text yet."""
+
+    reason: str
+    status: str
+    html: str
+    usage: Usage | None = None
+    finish_reason: str = ""
+    notice: str = ""
+    can_continue: bool = False
+    message: str = ""  # the person's sentence when the status is error
+
+
+RunEvent = RunStarted | TextDelta | ReasoningDelta | Usage | RunFinished | RunFailed | RunStopped
+TERMINAL_EVENTS = (RunFinished, RunFailed, RunStopped)
+
+# Why a run was stopped -> the finish reason stored on the reply.
+_STOP_REASONS = {
+    "interrupted": Message.FinishReason.INTERRUPTED,
+    "time_limit": Message.FinishReason.TIME_LIMIT,
+}
+
+
+class ReplyRun:
+    """One reply being generated: its event log, its task, and how it ends.
+
+    ``events`` is the log (``events[n - 1]`` has sequence number n); ``ended`` is set
+    once the terminal event is in it. Followers call ``wait(cursor)`` to sleep until the
+    log grows past ``cursor`` (or the hub's once-a-second tick)."""
+
+    def __init__(self, prepared: PreparedReply, hub: ReplyHub) -> None:
+        self.prepared = prepared
+        self.reply_id = prepared.reply_id
+        self.events: list[Any] = []
+        self.ended = False
+        self.stop_reason = ""
+        self._hub = hub
+        self._waiters: list[asyncio.Future[None]] = []
+        self._publish = hub.publisher()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False  # the outcome is being saved: too late to stop
+        self._text: list[str] = [prepared.prefix] if prepared.prefix else []
+        self._reasoning: list[str] = []
+        self.started_at = time.monotonic()
+
+    # --- the log -----------------------------------------------------------------------
+
+    def _append(self, event: Any) -> None:
+        self.events.append(event)
+        if self._waiters:
+            self._wake()
+        if self._publish is not None:
+            self._publish(self.reply_id, len(self.events), event)
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def tick(self) -> None:
+        """Wake every follower (the hub calls this once a second, for heartbeats)."""
+        if self._waiters:
+            self._wake()
+
+    async def wait(self, cursor: int) -> None:
+        """Return once the log holds more than ``cursor`` events, the run has ended,
+        or the hub ticked (at most about a second)."""
+        if len(self.events) > cursor or self.ended:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    def snapshot(self) -> tuple[str, str, int]:
+        """(text so far, reasoning so far, sequence number they reach)."""
+        return "".join(self._text), "".join(self._reasoning), len(self.events)
+
+    # --- running -----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Log ``RunStarted`` and start generating (in a task of the running loop)."""
+        p = self.prepared
+        self._append(
+            RunStarted(
+                reply_id=p.reply_id,
+                conversation_id=p.conversation_id,
+                user_message_id=p.user_message_id,
+                provider=p.provider,
+                model=p.model,
+                title=p.created_conversation_title,
+                trimmed=p.trimmed,
+                trimmed_note=Message(context_trimmed=p.trimmed).trimmed_note,
+                prefix=p.prefix,
+            )
+        )
+        self._task = asyncio.get_running_loop().create_task(self._main())
+
+    def stop(self, reason: str = "stop") -> bool:
+        """End the run now, saving its text so far (``reason``: "stop", "interrupted" or
+        "time_limit"). False when it is already ending."""
+        if self._closing or self.ended or self._task is None:
+            return False
+        self.stop_reason = reason
+        self._task.cancel()
+        return True
+
+    async def done(self) -> None:
+        """Wait for the run's task to finish (its outcome saved)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
+
+    async def _main(self) -> None:
+        prepared = self.prepared
+        provider = get_provider(prepared.provider)
+        self._label = prepared.label or provider.label
+        self._usage: Usage | None = None
+        self._first_token_at: float | None = None
+        finish: Finish | None = None
+        checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
+        last_checkpoint = self.started_at
+        text, reasoning = self._text, self._reasoning
+        stream = provider.stream(prepared.history, prepared.model, prepared.options)
+        limit = asyncio.timeout(settings.CHAT_MAX_REPLY_SECONDS or None)
+        try:
+            async with limit:
+                async for item in stream:
+                    kind = type(item)
+                    if kind is TextDelta:
+                        piece = item.text
+                        if type(piece) is not str:
+                            raise TypeError(f"text delta is {type(piece).__name__}, not str")
+                        if self._first_token_at is None:
+                            self._first_token_at = time.monotonic()
+                        clean = storable_text(piece)
+                        text.append(clean)
+                        self._append(item if clean is piece else TextDelta(clean))
+                        now = time.monotonic()
+                        if now - last_checkpoint >= checkpoint_every:
+                            last_checkpoint = now
+                            self._hub.checkpoints.save_later(self.reply_id, "".join(text))
+                    elif kind is ReasoningDelta:
+                        piece = item.text
+                        if type(piece) is not str:
+                            raise TypeError(f"reasoning delta is {type(piece).__name__}, not str")
+                        if self._first_token_at is None:
+                            self._first_token_at = time.monotonic()
+                        clean = storable_text(piece)
+                        reasoning.append(clean)
+                        self._append(item if clean is piece else ReasoningDelta(clean))
+                    elif kind is Usage:
+                        if prepared.prefix_output_tokens:  # Continue: the whole reply's
+                            item = Usage(
+                                item.input_tokens,
+                                item.output_tokens + prepared.prefix_output_tokens,
+                                item.reasoning_tokens,
+                            )
+                        self._usage = item
+                        self._append(item)
+                    elif kind is Finish:
+                        finish = item
+            self._closing = True
+            await self._finish(finish)
+        except asyncio.CancelledError:
+            if not self.stop_reason:
+                raise  # the loop itself is going away
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            self._closing = True
+            await self._stopped(self.stop_reason)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            self._closing = True
+            await self._stopped("time_limit")
+        except ProviderError as error:
+            self._closing = True
+            self._log_failure(str(error.kind), error.user_message)
+            message = error_for_person(error, label=self._label, model=prepared.model)
+            await self._fail(message, str(error.kind), error.user_message)
+        except Exception as exc:
+            # A bug of ours or an event we cannot handle: end the reply as an error with
+            # its text, never leave it "streaming".
+            self._closing = True
+            detail = f"{type(exc).__name__}: {exc}"
+            self._log_failure("unexpected", detail, exc)
+            await self._fail(unexpected_error_for_person(label=self._label), "unexpected", detail)
+        finally:
+            # Closing the provider's generator closes the upstream HTTP response.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(stream.aclose(), 5)
+            self.ended = True
+            self._wake()
+            self._hub.forget(self)
+
+    # --- endings -----------------------------------------------------------------------
+
+    async def _save(self, status: str, **outcome: str) -> str:
+        self._hub.checkpoints.forget(self.reply_id)
+        ttft = self._first_token_at
+        return await save_outcome_patiently(
+            self.reply_id,
+            text="".join(self._text),
+            reasoning="".join(self._reasoning),
+            status=status,
+            usage=self._usage,
+            ttft_ms=None if ttft is None else int((ttft - self.started_at) * 1000),
+            duration_ms=int((time.monotonic() - self.started_at) * 1000),
+            **outcome,
+        )
+
+    async def _finish(self, finish: Finish | None) -> None:
+        outcome = outcome_of(
+            text="".join(self._text),
+            reasoned=bool(self._reasoning) or bool(self._usage and self._usage.reasoning_tokens),
+            finish=finish,
+            label=self._label,
+        )
+        status = outcome.pop("status")
+        if status == Message.Status.ERROR:
+            self._log_failure(f"empty:{outcome['finish_reason']}", outcome.get("error_detail", ""))
+            await self._fail(
+                outcome["error"],
+                outcome["error_kind"],
+                outcome.get("error_detail", ""),
+                outcome["finish_reason"],
+            )
+            return
+        html = await self._save(status, **outcome)
+        reason = outcome["finish_reason"]
+        incomplete = status == Message.Status.INCOMPLETE
+        self._append(
+            RunFinished(
+                status=status,
+                finish_reason=reason,
+                html=html,
+                usage=self._usage,
+                notice=incomplete_notice(reason) if incomplete else "",
+                can_continue=incomplete and reason in CONTINUABLE_REASONS,
+            )
+        )
+        self._hub.after_run(self, status)
+
+    async def _fail(self, message: str, kind: str, detail: str, finish_reason: str = "") -> None:
+        # A Continue that failed keeps the reply it was continuing: still cut off, and
+        # still continuable, with the error said (Retry would start it over).
+        status = Message.Status.ERROR
+        if self.prepared.prefix and "".join(self._text).strip():
+            status, finish_reason = Message.Status.INCOMPLETE, Message.FinishReason.CUT_OFF
+        html = await self._save(
+            status, error=message, error_kind=kind, error_detail=detail, finish_reason=finish_reason
+        )
+        self._append(
+            RunFailed(
+                message=message,
+                kind=kind,
+                detail=detail,
+                status=status,
+                html=html,
+                finish_reason=finish_reason,
+                can_continue=status == Message.Status.INCOMPLETE,
+            )
+        )
+
+    async def _stopped(self, reason: str) -> None:
+        if reason == "stop":
+            html = await self._save(Message.Status.STOPPED)
+            self._append(RunStopped(reason, Message.Status.STOPPED, html, self._usage))
+            return
+        finish_reason = _STOP_REASONS[reason]
+        if "".join(self._text).strip():
+            html = await self._save(Message.Status.INCOMPLETE, finish_reason=finish_reason)
+            notice = incomplete_notice(finish_reason)
+            self._append(
+                RunStopped(
+                    reason,
+                    Message.Status.INCOMPLETE,
+                    html,
+                    self._usage,
+                    finish_reason,
+                    notice,
+                    can_continue=finish_reason in CONTINUABLE_REASONS,
+                )
+            )
+            return
+        message = (
+            _("The reply was interrupted: the server restarted before the model answered.")
+            if reason == "interrupted"
+            else _("The model took longer than the server allows for a reply.")
+        )
+        html = await self._save(
+            Message.Status.ERROR, error=message, error_kind=reason, finish_reason=finish_reason
+        )
+        self._append(
+            RunStopped(
+                reason, Message.Status.ERROR, html, self._usage, finish_reason, message=message
+            )
+        )
+
+    def _log_failure(self, kind: str, detail: str, exc: BaseException | None = None) -> None:
+        prepared = self.prepared
+        logger.log(
+            logging.ERROR if exc is not None else logging.WARNING,
+            "reply %s failed: provider=%s model=%s kind=%s conversation=%s: %s",
+            prepared.reply_id,
+            prepared.provider,
+            prepared.model,
+            kind,
+            prepared.conversation_id,
+            detail,
+            exc_info=exc,
+        )
