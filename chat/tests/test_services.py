@@ -1,34 +1,24 @@
-"""The reply flow in chat/services.py against the database, with the scripted fake
-provider registered as "fake"."""
+"""The reply flow in chat/services against the database, with the scripted fake
+provider registered as "fake". Assertions are on run events and database state; what
+the chat page receives (the SSE encoding) is tested in test_chat_stream.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import OperationalError
 
 from chat import services
 from chat.models import Conversation, Message
-from chat.providers import AuthenticationError, UnavailableError
-from chat.sse import parse_sse as parse_sse_events
+from chat.providers import AuthenticationError, ReasoningDelta, TextDelta, UnavailableError
 from chat.tests.fakes.fake_provider import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def parse_sse(raw: list[bytes]) -> list[tuple[str, Any]]:
-    events = []
-    for block in b"".join(raw).decode().split("\n\n"):
-        if not block.strip() or block.startswith(":"):
-            continue
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 @pytest.fixture
@@ -41,14 +31,11 @@ def conversation(user: User, fake_provider: type) -> Conversation:
     return Conversation.objects.create(owner=user, provider="fake", model="fake-small")
 
 
-async def run_reply(conversation: Conversation, **kwargs: Any) -> list[tuple[str, Any]]:
-    kwargs.setdefault("action", "send")
-    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
-    return parse_sse([chunk async for chunk in services.reply_stream(prepared=prepared)])
-
-
-async def run_events(conversation: Conversation, **kwargs: Any) -> list[Any]:
-    """Prepare and run one reply; its run events, in order (nobody follows it)."""
+async def run_events(conversation: Conversation | None, **kwargs: Any) -> list[Any]:
+    """Prepare one reply (``kwargs`` go to ``reply_prepare``; action "send" unless
+    given; ``conversation`` None starts a new one) and run it to its end with nobody
+    following it. Returns its run events, in order: RunStarted first, the terminal event
+    last."""
     kwargs.setdefault("action", "send")
     prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
     run = services.get_hub().start_run(prepared)
@@ -57,7 +44,28 @@ async def run_events(conversation: Conversation, **kwargs: Any) -> list[Any]:
 
 
 def kinds(events: list[Any]) -> list[str]:
+    """The class name of each run event, in order."""
     return [type(event).__name__ for event in events]
+
+
+def text_of(events: list[Any]) -> str:
+    """The text the run generated: its TextDelta pieces joined (without the prefix a
+    Continue starts from)."""
+    return "".join(event.text for event in events if type(event) is TextDelta)
+
+
+def reasoning_of(events: list[Any]) -> str:
+    """The reasoning the run generated: its ReasoningDelta pieces joined."""
+    return "".join(event.text for event in events if type(event) is ReasoningDelta)
+
+
+async def wait_for_events(run: services.ReplyRun, count: int) -> None:
+    """Return once ``run`` has logged at least ``count`` events (fails if it ends or
+    takes over 5 s first)."""
+    async with asyncio.timeout(5):
+        while len(run.events) < count:
+            assert not run.ended, f"the run ended after {kinds(run.events)}"
+            await run.wait(len(run.events))
 
 
 async def reload(obj: Any) -> Any:
@@ -138,6 +146,7 @@ async def test_reply_streams_deltas_and_saves_the_complete_reply(
     fake_provider.scripts.append(Script(chunks=["**Hello**", " world"], usage=(12, 4)))
     events = await run_events(conversation, content="Hi")
     assert kinds(events) == ["RunStarted", "TextDelta", "TextDelta", "Usage", "RunFinished"]
+    assert text_of(events) == "**Hello** world"
     finished = events[-1]
     assert (finished.status, finished.finish_reason) == ("complete", "stop")
     assert "<strong>Hello</strong>" in finished.html
@@ -145,21 +154,6 @@ async def test_reply_streams_deltas_and_saves_the_complete_reply(
     assert (reply.status, reply.content) == ("complete", "**Hello** world")
     assert (reply.input_tokens, reply.output_tokens) == (12, 4)
     assert reply.duration_ms is not None and reply.time_to_first_token_ms is not None
-
-
-async def test_the_chat_stream_sends_every_piece_in_order_with_increasing_ids(
-    conversation: Conversation, fake_provider: type
-) -> None:
-    fake_provider.scripts.append(Script(chunks=["**Hello**", " world"], usage=(12, 4)))
-    prepared = await sync_to_async(services.reply_prepare)(
-        conversation=conversation, action="send", content="Hi"
-    )
-    events = parse_sse_events([c async for c in services.reply_stream(prepared=prepared)])
-    assert [e.event for e in events][0] == "start" and events[-1].event == "done"
-    assert "".join(e.data["text"] for e in events if e.event == "delta") == "**Hello** world"
-    ids = [e.id for e in events]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert events[-1].data["output_tokens"] == 4
 
 
 async def test_reply_sends_conversation_options_to_the_provider(
@@ -171,7 +165,7 @@ async def test_reply_sends_conversation_options_to_the_provider(
         50,
     )
     await conversation.asave()
-    await run_reply(conversation, content="Hi")
+    await run_events(conversation, content="Hi")
     options = fake_provider.calls[0]["options"]
     assert (options.system_prompt, options.temperature, options.max_tokens) == ("Be terse", 0.3, 50)
 
@@ -206,8 +200,8 @@ async def test_errors_are_never_sent_back_as_context(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["oops"], error=UnavailableError()))
-    await run_reply(conversation, content="first")
-    await run_reply(conversation, content="second")
+    await run_events(conversation, content="first")
+    await run_events(conversation, content="second")
     sent = fake_provider.calls[-1]["messages"]
     # Neither the failed reply nor its unanswered question goes back to the model.
     assert sent == [{"role": "user", "content": "second"}]
@@ -227,14 +221,14 @@ async def test_stop_keeps_the_partial_reply_and_cancels_the_provider(
     prepared = await sync_to_async(services.reply_prepare)(
         conversation=conversation, action="send", content="long please"
     )
-    chunks = []
-    async for chunk in services.reply_stream(prepared=prepared):
-        chunks.append(chunk)
-        if len(chunks) == 4:  # start + 3 deltas
-            reply = await Message.objects.aget(pk=prepared.reply_id)
-            assert await services.reply_stop(reply=reply)
-    kind, data = parse_sse(chunks)[-1]
-    assert (kind, data["status"]) == ("done", "stopped")
+    run = services.get_hub().start_run(prepared)
+    await wait_for_events(run, 4)  # started + 3 deltas
+    reply = await Message.objects.aget(pk=prepared.reply_id)
+    assert await services.reply_stop(reply=reply)
+    await run.done()
+    stopped = run.events[-1]
+    assert isinstance(stopped, services.RunStopped)
+    assert (stopped.reason, stopped.status) == ("stop", "stopped")
     reply = await Message.objects.aget(pk=prepared.reply_id)
     assert reply.status == "stopped"
     assert reply.content.startswith("w0 w1 w2 ")
@@ -261,19 +255,6 @@ async def test_the_reply_goes_on_when_its_follower_goes_away(
     assert fake_provider.cancelled == []
 
 
-async def test_heartbeats_keep_a_slow_stream_alive(
-    conversation: Conversation, fake_provider: type, settings: Any
-) -> None:
-    settings.CHAT_HEARTBEAT_SECONDS = 0.05
-    fake_provider.scripts.append(Script(chunks=["late"], first_delay=0.3))
-    prepared = await sync_to_async(services.reply_prepare)(
-        conversation=conversation, action="send", content="Hi"
-    )
-    raw = [chunk async for chunk in services.reply_stream(prepared=prepared)]
-    assert raw.count(services.HEARTBEAT) >= 2
-    assert parse_sse(raw)[-1][0] == "done"
-
-
 async def test_checkpoints_save_partial_text_while_streaming(
     conversation: Conversation, fake_provider: type, settings: Any
 ) -> None:
@@ -282,18 +263,23 @@ async def test_checkpoints_save_partial_text_while_streaming(
     prepared = await sync_to_async(services.reply_prepare)(
         conversation=conversation, action="send", content="Hi"
     )
-    stream = services.reply_stream(prepared=prepared)
-    for _ in range(2):  # start, then the first delta
-        await anext(stream)
-    # Checkpoints are written by a background task: give it up to a second.
+    run = services.get_hub().start_run(prepared)
+    await wait_for_events(run, 2)  # started, then the first delta
+    # Checkpoints are written by a background task: give it up to a second. (The test
+    # database is in-memory SQLite with a shared cache, where a read that meets that
+    # task's write fails at once instead of waiting: such a read is tried again.)
     for _ in range(100):
-        reply = await Message.objects.aget(pk=prepared.reply_id)
-        if reply.content:
+        try:
+            reply = await Message.objects.aget(pk=prepared.reply_id)
+        except OperationalError:
+            reply = None
+        if reply is not None and reply.content:
             break
         await asyncio.sleep(0.01)
-    assert reply.status == "streaming"
+    assert reply is not None and reply.status == "streaming"
     assert reply.content in ("one ", "one two ")  # the text so far, while it goes on
-    _ = [chunk async for chunk in stream]
+    assert not run.ended
+    await run.done()
 
 
 # --- regenerate and edit ----------------------------------------------------------------
@@ -303,8 +289,8 @@ async def test_regenerate_replaces_the_last_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts += [Script(chunks=["first answer"]), Script(chunks=["second answer"])]
-    await run_reply(conversation, content="question")
-    await run_reply(conversation, action="regenerate")
+    await run_events(conversation, content="question")
+    await run_events(conversation, action="regenerate")
     replies = [
         m async for m in Message.objects.filter(role="assistant").values_list("content", flat=True)
     ]
@@ -315,8 +301,8 @@ async def test_regenerate_replaces_the_last_reply(
 async def test_edit_replaces_the_last_user_message_and_its_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
-    await run_reply(conversation, content="typo qestion")
-    await run_reply(conversation, action="edit", content="fixed question")
+    await run_events(conversation, content="typo qestion")
+    await run_events(conversation, action="edit", content="fixed question")
     contents = [m async for m in Message.objects.order_by("id").values_list("role", "content")]
     assert contents[0] == ("user", "fixed question")
     assert len(contents) == 2
@@ -330,8 +316,8 @@ def test_regenerate_without_messages_is_rejected(conversation: Conversation) -> 
 async def test_model_switch_mid_conversation_is_recorded_per_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
-    await run_reply(conversation, content="one")
-    await run_reply(conversation, content="two", model="fake-large")
+    await run_events(conversation, content="one")
+    await run_events(conversation, content="two", model="fake-large")
     models = [
         m
         async for m in Message.objects.filter(role="assistant")
@@ -373,10 +359,12 @@ async def test_two_tabs_sending_at_once_keep_both_turns(
 
     PROVIDER_REGISTRY["fake"] = HoldingProvider  # the fake_provider fixture removes it
     tabs = await asyncio.gather(
-        run_reply(conversation, content="from tab A"), run_reply(conversation, content="from tab B")
+        run_events(conversation, content="from tab A"),
+        run_events(conversation, content="from tab B"),
     )
     assert held_together == [True, True]  # both replies were being written at once
-    assert [events[-1][0] for events in tabs] == ["done", "done"]
+    assert [kinds(events)[-1] for events in tabs] == ["RunFinished", "RunFinished"]
+    assert [events[-1].status for events in tabs] == ["complete", "complete"]
     rows = [
         m
         async for m in Message.objects.order_by("created_at", "id").values_list(
@@ -441,14 +429,15 @@ async def test_long_history_is_trimmed_and_the_user_is_told(
     try:
         for i in range(4):
             fake_provider.scripts.append(Script(chunks=["r" * 300]))
-            events = await run_reply(conversation, content=f"q{i} " + "x" * 300)
+            events = await run_events(conversation, content=f"q{i} " + "x" * 300)
     finally:
         del fake_provider.context_tokens
-    start = events[0][1]
-    assert start["trimmed"] > 0
-    assert f"{start['trimmed']} earlier messages were left out" in start["trimmed_note"]
-    reply = await Message.objects.aget(pk=start["message_id"])  # remembered for reloads
-    assert (reply.context_trimmed, reply.trimmed_note) == (start["trimmed"], start["trimmed_note"])
+    started = events[0]
+    assert isinstance(started, services.RunStarted)
+    assert started.trimmed > 0
+    assert f"{started.trimmed} earlier messages were left out" in started.trimmed_note
+    reply = await Message.objects.aget(pk=started.reply_id)  # remembered for reloads
+    assert (reply.context_trimmed, reply.trimmed_note) == (started.trimmed, started.trimmed_note)
     sent = fake_provider.calls[-1]["messages"]
     assert sent[-1]["content"].startswith("q3 ")
     assert sent[0]["role"] == "user"
@@ -541,9 +530,10 @@ async def test_final_save_waits_out_a_busy_database(
 
     monkeypatch.setattr(persistence, "save_outcome", flaky_save)
     monkeypatch.setattr(persistence, "SAVE_RETRY_DELAYS", (0.01, 0.01, 0.01))
-    events = await run_reply(conversation, content="Hi")
-    assert events[-1][0] == "done"
-    reply = await Message.objects.aget(pk=events[-1][1]["message_id"])
+    events = await run_events(conversation, content="Hi")
+    assert isinstance(events[-1], services.RunFinished)
+    assert events[-1].status == "complete"
+    reply = await Message.objects.aget(pk=events[0].reply_id)
     assert reply.status == "complete"
 
 
@@ -580,5 +570,5 @@ async def test_an_unlisted_model_is_tried_when_the_live_list_is_unknown(
     from chat.providers import PROVIDER_REGISTRY
 
     PROVIDER_REGISTRY["fake"] = Live
-    await run_reply(conversation, content="hi", model="brand-new-model")
+    await run_events(conversation, content="hi", model="brand-new-model")
     assert fake_provider.calls[-1]["model"] == "brand-new-model"

@@ -1,6 +1,7 @@
 """How a reply ends (issue 8): finish reasons, reasoning, empty replies with a reason,
 Continue and Retry, histories every API accepts, text a database refuses, faults of our
-own, and errors worded for people. Service level: run events and database state."""
+own, and errors worded for people. Service level: run events and database state (what
+the chat page receives is tested in test_chat_stream.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from chat import services
 from chat.models import Conversation, Message
 from chat.providers import AuthenticationError, ProviderTimeoutError, UnavailableError
 from chat.tests.fakes.fake_provider import Script
-from chat.tests.test_services import parse_sse
+from chat.tests.test_services import kinds, reasoning_of, run_events, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,12 +33,6 @@ def conversation(user: User, fake_provider: type) -> Conversation:
     return Conversation.objects.create(owner=user, provider="fake", model="fake-small")
 
 
-async def run_reply(conversation: Conversation | None, **kwargs: Any) -> list[tuple[str, Any]]:
-    kwargs.setdefault("action", "send")
-    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
-    return parse_sse([chunk async for chunk in services.reply_stream(prepared=prepared)])
-
-
 async def last_reply() -> Message:
     return await Message.objects.filter(role="assistant").alatest("id")
 
@@ -49,9 +44,10 @@ async def test_a_reply_that_ended_normally_is_complete_with_its_finish_reason(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["Done."]))
-    events = await run_reply(conversation, content="Hi")
-    assert events[-1][0] == "done"
-    assert (events[-1][1]["status"], events[-1][1]["finish_reason"]) == ("complete", "stop")
+    events = await run_events(conversation, content="Hi")
+    finished = events[-1]
+    assert isinstance(finished, services.RunFinished)
+    assert (finished.status, finished.finish_reason) == ("complete", "stop")
     reply = await last_reply()
     assert (reply.status, reply.finish_reason) == ("complete", "stop")
 
@@ -60,10 +56,10 @@ async def test_a_stream_without_finish_reason_is_cut_off_not_complete(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["Step 1. Open the", " settings and"], finish=None))
-    events = await run_reply(conversation, content="How?")
-    kind, data = events[-1]
-    assert kind == "done" and data["status"] == "incomplete"
-    assert data["finish_reason"] == "cut_off" and "cut off" in data["notice"]
+    events = await run_events(conversation, content="How?")
+    finished = events[-1]
+    assert isinstance(finished, services.RunFinished) and finished.status == "incomplete"
+    assert finished.finish_reason == "cut_off" and "cut off" in finished.notice
     reply = await last_reply()
     assert (reply.status, reply.finish_reason) == ("incomplete", "cut_off")
     assert reply.content == "Step 1. Open the settings and"
@@ -74,14 +70,15 @@ async def test_a_reply_cut_by_the_token_limit_is_stored_and_offers_continue(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["A long answer"], finish="length"))
-    events = await run_reply(conversation, content="Tell me everything")
-    data = events[-1][1]
-    assert (data["status"], data["finish_reason"], data["can_continue"]) == (
+    events = await run_events(conversation, content="Tell me everything")
+    finished = events[-1]
+    assert isinstance(finished, services.RunFinished)
+    assert (finished.status, finished.finish_reason, finished.can_continue) == (
         "incomplete",
         "length",
         True,
     )
-    assert "token limit" in data["notice"]
+    assert "token limit" in finished.notice
     reply = await last_reply()
     assert (reply.status, reply.finish_reason) == ("incomplete", "length")
 
@@ -90,13 +87,15 @@ async def test_continue_appends_to_the_same_reply_with_its_text_as_context(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["The first half"], finish="length"))
-    await run_reply(conversation, content="Tell me everything")
+    await run_events(conversation, content="Tell me everything")
     cut = await last_reply()
     fake_provider.scripts.append(Script(chunks=[" and the second half."]))
-    events = await run_reply(conversation, action="continue", reply_id=cut.pk)
-    assert events[0][1]["continuing"] is True
-    deltas = "".join(data["text"] for kind, data in events if kind == "delta")
-    assert deltas == " and the second half."  # only the new text is streamed
+    events = await run_events(conversation, action="continue", reply_id=cut.pk)
+    started = events[0]
+    assert isinstance(started, services.RunStarted)
+    assert (started.reply_id, started.prefix) == (cut.pk, "The first half")  # continuing
+    assert text_of(events) == " and the second half."  # only the new text is streamed
+    assert isinstance(events[-1], services.RunFinished)
     reply = await Message.objects.aget(pk=cut.pk)
     assert (reply.status, reply.content) == ("complete", "The first half and the second half.")
     assert reply.output_tokens == 3 + 3  # both parts of the reply (the fake reports 10/3)
@@ -112,7 +111,7 @@ async def test_continue_appends_to_the_same_reply_with_its_text_as_context(
 async def test_continue_is_refused_for_a_complete_reply(
     conversation: Conversation, fake_provider: type
 ) -> None:
-    await run_reply(conversation, content="Hi")
+    await run_events(conversation, content="Hi")
     reply = await last_reply()
     with pytest.raises(ValidationError, match="cut off"):
         await sync_to_async(services.reply_prepare)(
@@ -144,9 +143,9 @@ async def test_an_empty_reply_says_why(
     conversation: Conversation, fake_provider: type, script: Script, expected: str
 ) -> None:
     fake_provider.scripts.append(script)
-    events = await run_reply(conversation, content="Hi")
-    kind, data = events[-1]
-    assert kind == "error" and expected in data["message"]
+    events = await run_events(conversation, content="Hi")
+    failed = events[-1]
+    assert isinstance(failed, services.RunFailed) and expected in failed.message
     reply = await last_reply()
     assert reply.status == "error" and expected in reply.error
     assert reply.finish_reason == (script.finish or "")
@@ -161,13 +160,21 @@ async def test_reasoning_is_streamed_and_stored_apart_and_never_sent_back(
     fake_provider.scripts.append(
         Script(reasoning=["The user greets.", " Greet back."], chunks=["Hello!"])
     )
-    events = await run_reply(conversation, content="Hi")
-    # Reasoning comes first, then the answer (pieces that arrive together are one event).
-    assert [kind for kind, _ in events] == ["start", "reasoning", "delta", "done"]
-    assert events[1][1]["text"] == "The user greets. Greet back."
+    events = await run_events(conversation, content="Hi")
+    # Reasoning comes first, then the answer, each as its own kind of event.
+    assert kinds(events) == [
+        "RunStarted",
+        "ReasoningDelta",
+        "ReasoningDelta",
+        "TextDelta",
+        "Usage",
+        "RunFinished",
+    ]
+    assert reasoning_of(events) == "The user greets. Greet back."
+    assert text_of(events) == "Hello!"
     reply = await last_reply()
     assert (reply.content, reply.reasoning) == ("Hello!", "The user greets. Greet back.")
-    await run_reply(conversation, content="And?")
+    await run_events(conversation, content="And?")
     sent = fake_provider.calls[-1]["messages"]
     assert sent == [
         {"role": "user", "content": "Hi"},
@@ -183,8 +190,8 @@ async def test_a_question_whose_reply_failed_is_not_sent_again_when_asked_again(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["Par"], error=UnavailableError()))
-    await run_reply(conversation, content="What is the capital of France?")
-    await run_reply(conversation, content="What is the capital of France?")
+    await run_events(conversation, content="What is the capital of France?")
+    await run_events(conversation, content="What is the capital of France?")
     assert fake_provider.calls[-1]["messages"] == [
         {"role": "user", "content": "What is the capital of France?"}
     ]
@@ -201,7 +208,7 @@ async def test_history_alternates_after_failed_filtered_and_empty_replies(
         Script(chunks=["ok"]),
     ]
     for question in ("q1", "q2", "q3", "q4", "q5"):
-        await run_reply(conversation, content=question)
+        await run_events(conversation, content=question)
     sent = fake_provider.calls[-1]["messages"]
     assert sent == [
         {"role": "user", "content": "q1"},
@@ -220,11 +227,12 @@ async def test_retry_answers_an_older_failed_reply_in_its_place(
         Script(chunks=["Four."]),
         Script(chunks=["Paris."]),
     ]
-    await run_reply(conversation, content="Capital of France?")
+    await run_events(conversation, content="Capital of France?")
     failed = await last_reply()
-    await run_reply(conversation, content="2+2?")
-    events = await run_reply(conversation, action="retry", reply_id=failed.pk)
-    assert events[-1][1]["message_id"] == failed.pk
+    await run_events(conversation, content="2+2?")
+    events = await run_events(conversation, action="retry", reply_id=failed.pk)
+    assert events[0].reply_id == failed.pk
+    assert isinstance(events[-1], services.RunFinished)
     retried = await Message.objects.aget(pk=failed.pk)
     assert (retried.status, retried.content, retried.error) == ("complete", "Paris.", "")
     assert fake_provider.calls[-1]["messages"] == [
@@ -236,7 +244,7 @@ async def test_retry_answers_an_older_failed_reply_in_its_place(
 async def test_retry_is_refused_for_a_complete_reply_and_another_conversation(
     conversation: Conversation, fake_provider: type, user: User
 ) -> None:
-    await run_reply(conversation, content="Hi")
+    await run_events(conversation, content="Hi")
     reply = await last_reply()
     with pytest.raises(ValidationError, match="failed"):
         await sync_to_async(services.reply_prepare)(
@@ -256,8 +264,9 @@ async def test_a_reply_with_nul_characters_is_saved_without_them(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["before\u0000after", " \ud800end"]))
-    events = await run_reply(conversation, content="Hi\u0000 there")
-    assert events[-1][0] == "done"
+    events = await run_events(conversation, content="Hi\u0000 there")
+    assert isinstance(events[-1], services.RunFinished)
+    assert text_of(events) == "beforeafter end"
     reply = await last_reply()
     assert (reply.status, reply.content) == ("complete", "beforeafter end")
     question = await Message.objects.aget(role="user")
@@ -273,29 +282,33 @@ async def test_a_bad_event_from_a_provider_ends_the_reply_as_an_error_with_its_t
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["Hello"], raw_chunks=[["not", "text"]]))
-    events = await run_reply(conversation, content="Hi")
-    assert events[-1][0] == "error"
+    events = await run_events(conversation, content="Hi")
+    assert isinstance(events[-1], services.RunFailed)
+    assert (events[-1].status, events[-1].kind) == ("error", "unexpected")
     reply = await last_reply()
     assert (reply.status, reply.content, reply.error_kind) == ("error", "Hello", "unexpected")
     assert "TypeError" in reply.error_detail and "TypeError" not in reply.error
     # The conversation is not blocked: the next message goes through.
-    await run_reply(conversation, content="again")
+    await run_events(conversation, content="again")
     assert (await last_reply()).status == "complete"
 
 
 # --- errors for people, details for operators ----------------------------------------------
 
 
-async def test_people_get_a_plain_error_and_staff_the_detail(
+async def test_people_get_a_plain_error_and_operators_the_detail(
     conversation: Conversation, fake_provider: type, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The person's sentence names no setting; the detail goes to the reply's record and
+    the log. (The chat page sends the detail to staff only: test_chat_stream.py.)"""
     detail = "invalid API key (check OPENAI_API_KEY)"
     fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
     with caplog.at_level(logging.WARNING, logger="chat.services"):
-        events = await run_reply(conversation, content="Hi")
-    data = events[-1][1]
-    assert "OPENAI_API_KEY" not in data["message"] and "credentials" in data["message"]
-    assert "detail" not in data
+        events = await run_events(conversation, content="Hi")
+    failed = events[-1]
+    assert isinstance(failed, services.RunFailed)
+    assert "OPENAI_API_KEY" not in failed.message and "credentials" in failed.message
+    assert "OPENAI_API_KEY" in failed.detail and failed.kind == "authentication"
     reply = await last_reply()
     assert "OPENAI_API_KEY" in reply.error_detail and reply.error_kind == "authentication"
     failures = [r for r in caplog.records if "failed" in r.getMessage()]
@@ -304,10 +317,6 @@ async def test_people_get_a_plain_error_and_staff_the_detail(
     for part in ("provider=fake", "model=fake-small", "kind=authentication"):
         assert part in line
     assert f"conversation={conversation.pk}" in line
-
-    fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
-    events = await run_reply(conversation, content="Hi", show_detail=True)
-    assert "OPENAI_API_KEY" in events[-1][1]["detail"]
 
 
 @pytest.mark.parametrize(
@@ -323,8 +332,9 @@ async def test_people_never_see_internal_addresses(
 ) -> None:
     # After some text: a failure before the first token would be retried.
     fake_provider.scripts.append(Script(chunks=["Hal"], error=error))
-    events = await run_reply(conversation, content="Hi")
-    message = events[-1][1]["message"]
+    events = await run_events(conversation, content="Hi")
+    assert isinstance(events[-1], services.RunFailed)
+    message = events[-1].message
     assert "127.0.0.1" not in message and "10.1.2.3" not in message
     assert message.startswith("Fake ")
 
@@ -349,9 +359,10 @@ def test_a_refused_first_message_creates_no_conversation(
 
 
 async def test_the_first_message_creates_the_conversation(user: User, fake_provider: type) -> None:
-    events = await run_reply(None, owner=user, content="Hello there", provider="fake")
+    events = await run_events(None, owner=user, content="Hello there", provider="fake")
     conversation = await Conversation.objects.aget(owner=user)
-    assert events[0][1]["conversation_id"] == conversation.pk
+    assert events[0].conversation_id == conversation.pk
+    assert events[0].title == "Hello there"  # the page shows the new conversation's title
     assert conversation.title == "Hello there"
     assert await conversation.messages.acount() == 2
 
@@ -378,12 +389,13 @@ async def test_a_continue_that_fails_keeps_the_reply_continuable(
     conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["The first half"], finish="length"))
-    await run_reply(conversation, content="Tell me everything")
+    await run_events(conversation, content="Tell me everything")
     cut = await last_reply()
     fake_provider.scripts.append(Script(chunks=[" and"], error=UnavailableError("dropped")))
-    events = await run_reply(conversation, action="continue", reply_id=cut.pk)
-    kind, data = events[-1]
-    assert kind == "error" and data["status"] == "incomplete" and data["can_continue"]
+    events = await run_events(conversation, action="continue", reply_id=cut.pk)
+    failed = events[-1]
+    assert isinstance(failed, services.RunFailed)
+    assert failed.status == "incomplete" and failed.can_continue
     reply = await Message.objects.aget(pk=cut.pk)
     assert (reply.status, reply.content) == ("incomplete", "The first half and")
     assert reply.can_continue and reply.error

@@ -11,6 +11,7 @@ from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from chat.models import Conversation, Message
+from chat.sse import parse_sse
 from chat.tests.fakes.fake_provider import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,12 +47,8 @@ def conversation(alice: User, fake_provider: type) -> Conversation:
 
 
 def sse_events(body: bytes) -> list[tuple[str, Any]]:
-    events = []
-    for block in body.decode().split("\n\n"):
-        if block.strip() and not block.startswith(":"):
-            lines = dict(line.split(": ", 1) for line in block.splitlines())
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
+    """(event name, data) of a whole SSE body, read by the project's one reader."""
+    return [(event.event, event.data) for event in parse_sse(body)]
 
 
 async def stream_body(response: Any) -> bytes:
@@ -215,8 +212,7 @@ async def test_reply_streams_sse_with_proxy_friendly_headers(
     assert "no-cache" in response["Cache-Control"]
     assert "Content-Encoding" not in response
     events = sse_events(await stream_body(response))
-    assert [e for e, _ in events][0] == "start" and events[-1][0] == "done"
-    assert "".join(data["text"] for e, data in events if e == "delta") == "Hi Alice"
+    assert events[0][0] == "start" and events[-1][0] == "done"
     assert "".join(d["text"] for e, d in events if e == "delta") == "Hi Alice"
 
 
