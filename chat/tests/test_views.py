@@ -82,6 +82,7 @@ def test_stream_requires_login(client: Client, conversation: Conversation) -> No
         ("post", "chat:rename", {"title": "mine now"}),
         ("post", "chat:delete", {}),
         ("post", "chat:settings", {"system_prompt": "evil"}),
+        ("post", "chat:seen", {}),
     ],
 )
 def test_other_users_conversation_answers_404(
@@ -97,13 +98,22 @@ def test_other_users_conversation_answers_404(
     assert conversation.messages.count() == 2
 
 
-@pytest.mark.parametrize("name", ["chat:message", "chat:stop"])
+@pytest.mark.parametrize("name", ["chat:message", "chat:stop", "chat:events"])
 def test_other_users_message_answers_404(bob: User, conversation: Conversation, name: str) -> None:
     client = Client()
     client.force_login(bob)
-    message = conversation.messages.first()
-    method = client.get if name == "chat:message" else client.post
+    message = conversation.messages.last()
+    method = client.post if name == "chat:stop" else client.get
     assert method(reverse(name, args=[message.pk])).status_code == 404
+
+
+def test_the_sidebar_status_lists_only_ones_own_conversations(
+    bob: User, conversation: Conversation
+) -> None:
+    client = Client()
+    client.force_login(bob)
+    response = client.get(reverse("chat:status") + f"?ids={conversation.pk}")
+    assert response.json() == {"conversations": {}}
 
 
 def test_missing_conversation_answers_404(alice_client: Client) -> None:
