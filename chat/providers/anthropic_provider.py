@@ -27,7 +27,6 @@ from .base_provider import (
     FinishReason,
     Message,
     ModelNotFoundError,
-    NotConfiguredError,
     PermissionDeniedError,
     ProviderError,
     ProviderTimeoutError,
@@ -37,11 +36,11 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
-    error_for_status,
     merge_consecutive,
-    parse_retry_after,
     split_system,
 )
+from .clients import ClientConfig, SdkClients, shared_tls_context
+from .transport import status_error, transport_error
 
 logger = logging.getLogger(__name__)
 
@@ -159,11 +158,39 @@ def _finish(stop_reason: str | None, stop_details: Any = None) -> Finish:
     return Finish(_finish_reason(stop_reason), detail)
 
 
+def _build_client(config: ClientConfig) -> Any:
+    """An SDK client for ``config``, its own retries off (``BaseProvider.stream``
+    retries, before the first token only) and no cap on concurrent streams (the SDK's
+    default is 1,000 per client)."""
+    import anthropic
+    import httpx2
+
+    return anthropic.AsyncAnthropic(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=0,
+        http_client=anthropic.DefaultAsyncHttpxClient(
+            verify=shared_tls_context(),
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
+        ),
+    )
+
+
+async def _close_client(client: Any) -> None:
+    await client.close()
+
+
+# This module's SDK clients, one per event loop and configuration (see clients.py).
+_CLIENTS: SdkClients[Any] = SdkClients("anthropic", build=_build_client, close=_close_client)
+
+
 class AnthropicProvider(BaseProvider):
     """Claude models (Anthropic's Messages API), streamed."""
 
     label = "Anthropic"
     api_key_setting = "ANTHROPIC_API_KEY"
+    default_base_url = "https://api.anthropic.com"
     required_packages = ("anthropic",)
     install_hint = "pip install anthropic"
     default_models = ("claude-sonnet-5-5", "claude-opus-5-5", "claude-haiku-5-5")
@@ -174,19 +201,6 @@ class AnthropicProvider(BaseProvider):
         """Claude takes no temperature through this API version (see the docstring)."""
         return {"temperature": "Claude models use their own temperature here"}
 
-    def _client(self) -> Any:
-        """A fresh SDK client: its connection pool belongs to the running event loop, and
-        ``get_response`` runs each call in its own loop. The SDK's retries are off, as
-        ``BaseProvider.stream`` retries."""
-        import anthropic
-
-        return anthropic.AsyncAnthropic(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=0,
-        )
-
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
@@ -194,52 +208,48 @@ class AnthropicProvider(BaseProvider):
         said why it stopped. A stream that ends without a ``stop_reason`` or
         ``message_stop`` yields no Finish (``BaseProvider.stream`` marks it cut off).
         Raises ProviderError (an ``error`` event, HTTP errors, transport errors)."""
-        import anthropic
-        import httpx2
-
         request = _build_request(messages, model, options)
-        client = self._client()
+        config = self._client_config()
         usage = _UsageCounter()
         stop_reason: str | None = None
         stop_details: Any = None
         stopped = False  # message_stop arrived
         received = False  # text or thinking arrived
         try:
-            stream = await client.messages.create(**request, stream=True)
-            # The context manager closes the HTTP response however we leave: end of
-            # stream, error, or the consumer stopping (aclose / cancellation).
-            async with stream:
-                async for event in stream:
-                    kind = getattr(event, "type", None)
-                    if kind == "message_start":
-                        usage.add(getattr(event.message, "usage", None))
-                    elif kind == "content_block_start":
-                        # A block may open with text already in it; a redacted_thinking
-                        # block has none to show (its data is encrypted).
-                        piece = _block_text(getattr(event, "content_block", None))
-                        if piece is not None:
-                            received = True
-                            yield piece
-                    elif kind == "content_block_delta":
-                        piece = _delta_text(getattr(event, "delta", None))
-                        if piece is not None:
-                            received = True
-                            yield piece
-                    elif kind == "message_delta":
-                        delta = getattr(event, "delta", None)
-                        stop_reason = getattr(delta, "stop_reason", None) or stop_reason
-                        stop_details = getattr(delta, "stop_details", None) or stop_details
-                        usage.add(getattr(event, "usage", None))
-                    elif kind == "message_stop":
-                        stopped = True
-        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as e:
+            async with _CLIENTS.lease(config) as client:
+                stream = await client.messages.create(**request, stream=True)
+                # The context manager closes the HTTP response however we leave: end of
+                # stream, error, or the consumer stopping (aclose / cancellation).
+                async with stream:
+                    async for event in stream:
+                        kind = getattr(event, "type", None)
+                        if kind == "message_start":
+                            usage.add(getattr(event.message, "usage", None))
+                        elif kind == "content_block_start":
+                            # A block may open with text already in it; a redacted_thinking
+                            # block has none to show (its data is encrypted).
+                            piece = _block_text(getattr(event, "content_block", None))
+                            if piece is not None:
+                                received = True
+                                yield piece
+                        elif kind == "content_block_delta":
+                            piece = _delta_text(getattr(event, "delta", None))
+                            if piece is not None:
+                                received = True
+                                yield piece
+                        elif kind == "message_delta":
+                            delta = getattr(event, "delta", None)
+                            stop_reason = getattr(delta, "stop_reason", None) or stop_reason
+                            stop_details = getattr(delta, "stop_details", None) or stop_details
+                            usage.add(getattr(event, "usage", None))
+                        elif kind == "message_stop":
+                            stopped = True
+        except Exception as e:
             error = self._map_error(e, model=model)
             if stop_reason is None:
                 raise error from e
             # The API had said why it stopped; only the end of the stream got lost.
             logger.info("%s: stream ended uncleanly after its stop (%s)", self.name, error.kind)
-        finally:
-            await client.close()
         finished = stopped or stop_reason is not None
         if usage.seen and (finished or received):
             yield usage.event()
@@ -248,65 +258,63 @@ class AnthropicProvider(BaseProvider):
 
     async def fetch_models(self) -> list[str]:
         """Model ids from ``GET /v1/models`` (newest first), without retired ones."""
-        import anthropic
-        import httpx2
-
-        if not self.api_key:
-            raise NotConfiguredError(f"no API key: set {self.api_key_setting}", provider=self.label)
-        client = self._client()
+        config = self._client_config()
         try:
-            return [
-                model.id
-                async for model in client.models.list(limit=1000)
-                if getattr(model, "lifecycle", None) != "retired"
-            ]
-        except (anthropic.AnthropicError, httpx2.HTTPError) as e:
+            async with _CLIENTS.lease(config) as client:
+                return [
+                    model.id
+                    async for model in client.models.list(limit=1000)
+                    if getattr(model, "lifecycle", None) != "retired"
+                ]
+        except Exception as e:
             raise self._map_error(e) from e
-        finally:
-            await client.close()
 
     def _map_error(self, e: BaseException, *, model: str = "") -> ProviderError:
-        """The ProviderError for an SDK, transport or parsing exception: an HTTP error
-        or an ``error`` event by its status (an event's type gives the status it would
-        have had: ``overloaded_error`` is 529, unavailable), a credit problem
-        (``billing_error``) as permission, timeouts as timeout, anything unreadable as
-        unavailable."""
+        """The ProviderError for an SDK, transport or parsing exception. Anthropic's own
+        part: an HTTP error or an ``error`` event by its status (an event's type gives the
+        status it would have had: ``overloaded_error`` is 529, unavailable), a credit
+        problem (402, ``billing_error``) as permission, a ``timeout_error`` as timeout,
+        an unknown model named; anything unreadable as unavailable. Timeouts and
+        connection faults are ``transport.transport_error``'s."""
         import anthropic
-        import httpx2
 
+        if isinstance(e, ProviderError):
+            return e
+        endpoint = self._endpoint()
         if isinstance(e, anthropic.APIStatusError):
             status = e.status_code
             error_type = e.type if isinstance(e.type, str) else None
             if status < 400:  # an ``error`` event inside a 200 stream
                 status = _STATUS_OF_ERROR_TYPE.get(error_type or "", 529)
             message = e.api_message if isinstance(e.api_message, str) else ""
-            if status == 401:
-                message = ""  # the default "invalid API key"; never echo key details
-            retry_after = parse_retry_after(e.response.headers)
             if status == 402 or error_type == "billing_error":
                 return PermissionDeniedError(
-                    clean_upstream_message(message) or "the account has no credit left",
+                    endpoint.redact(clean_upstream_message(message))
+                    or "the account has no credit left",
                     provider=self.label,
                     status_code=status,
                 )
             if error_type == "timeout_error":
                 return ProviderTimeoutError(provider=self.label, status_code=status)
-            error = error_for_status(status, message, provider=self.label, retry_after=retry_after)
+            error = status_error(status, message, endpoint, headers=e.response.headers)
             if isinstance(error, ModelNotFoundError) and model:
                 error = ModelNotFoundError(
                     f"unknown model {model!r}", provider=self.label, status_code=status
                 )
             return error
-        if isinstance(e, (anthropic.APITimeoutError, httpx2.TimeoutException)):
-            return ProviderTimeoutError(provider=self.label)
-        if isinstance(e, anthropic.APIConnectionError):
-            return UnavailableError("could not reach the service", provider=self.label)
-        if isinstance(e, httpx2.TransportError):  # while reading the stream
-            return UnavailableError("the connection dropped mid-reply", provider=self.label)
+        transport = transport_error(
+            e,
+            endpoint,
+            timeouts=(anthropic.APITimeoutError,),
+            connections=(anthropic.APIConnectionError,),
+        )
+        if transport is not None:
+            return transport
         if isinstance(e, (ValueError, anthropic.APIResponseValidationError)):
             # An event that is not JSON, or JSON the SDK's models reject.
             return UnavailableError("the service sent a malformed reply", provider=self.label)
-        return UnavailableError(provider=self.label)
+        logger.warning("%s: unexpected error", self.name, exc_info=e)
+        return UnavailableError(f"unexpected error ({type(e).__name__})", provider=self.label)
 
 
 def _block_text(block: Any) -> TextDelta | ReasoningDelta | None:

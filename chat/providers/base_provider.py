@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 
+from .clients import ClientConfig
+
 # The types and helpers live in modules beside this one; they are re-exported here so
 # that ``from .base_provider import X`` (the guide's template, older code) keeps working.
 from .errors import (
@@ -66,6 +68,13 @@ from .messages import (
 )
 from .options import MAX_TOKENS_RANGE, TEMPERATURE_RANGE, ChatOptions
 from .retry import RetryPolicy
+from .transport import (
+    Endpoint,
+    host_of,
+    missing_key_error,
+    missing_package_error,
+    transport_error,
+)
 
 __all__ = [
     "MAX_TOKENS_RANGE",
@@ -125,13 +134,16 @@ class BaseProvider:
     Class attributes a subclass may set:
     ``label`` (shown to people), ``requires_api_key``, ``api_key_setting`` (the settings
     name of its key, for hints), ``required_packages`` (import names; missing ones make
-    the provider unusable with a clear reason), ``install_hint`` and ``default_models``
-    (curated ids the API accepts, used when the live list cannot be had).
+    the provider unusable with a clear reason), ``install_hint``, ``default_models``
+    (curated ids the API accepts, used when the live list cannot be had) and
+    ``default_base_url`` (where the SDK goes without a base URL; error details name its
+    host).
     """
 
     label: ClassVar[str] = ""
     requires_api_key: ClassVar[bool] = True
     api_key_setting: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
     required_packages: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
     default_models: ClassVar[tuple[str, ...]] = ()
@@ -371,13 +383,12 @@ class BaseProvider:
                 hint=self.install_hint or f"pip install {' '.join(missing)}",
             )
         if self.requires_api_key and not self.api_key:
-            setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
             return ProviderStatus(
                 self.name,
                 self.label,
                 False,
                 reason="no API key",
-                hint=f"set {setting} in .env and restart",
+                hint=f"set {self._api_key_setting_name()} in .env and restart",
             )
         try:
             ok = self.validate_config()
@@ -408,10 +419,37 @@ class BaseProvider:
         if not error.provider:
             error.provider = self.label
         if isinstance(error, AuthenticationError) and self.requires_api_key:
-            setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
-            error.message = f"invalid API key (check {setting})"
-        error.message = redact_keys(error.message, self.api_key)
+            error.message = f"invalid API key (check {self._api_key_setting_name()})"
+        error.message = self._endpoint().redact(error.message)
         error.args = (error.user_message,)
+
+    def _api_key_setting_name(self) -> str:
+        """The settings name of this provider's key, for hints ("OPENAI_API_KEY")."""
+        return self.api_key_setting or f"{self.name.upper()}_API_KEY"
+
+    def _require_api_key(self) -> None:
+        """Raise NotConfiguredError ("no API key: set <SETTING>") when the provider needs
+        a key and has none: before any request, so that none goes out without it."""
+        if self.requires_api_key and not self.api_key:
+            raise missing_key_error(self.label, self._api_key_setting_name())
+
+    def _client_config(self) -> ClientConfig:
+        """What this provider's SDK client is built from and held under (key, base URL,
+        timeout: see ``clients.SdkClients``). Raises NotConfiguredError when its SDK is
+        not installed or its key is missing, before any request."""
+        missing = self.missing_packages()
+        if missing:
+            hint = self.install_hint or f"pip install {' '.join(missing)}"
+            raise missing_package_error(self.label, hint)
+        self._require_api_key()
+        return ClientConfig(self.api_key, self.base_url, self.timeout)
+
+    def _endpoint(self) -> Endpoint:
+        """Who this provider calls, for the text of its errors (``transport.Endpoint``):
+        its label, the host of its base URL (or of ``default_base_url``), its timeout
+        and its key (which that text never shows)."""
+        url = self.base_url or self.default_base_url
+        return Endpoint(self.label, host_of(url) if url else self.name, self.timeout, self.api_key)
 
     def _has_native_stream(self) -> bool:
         return type(self)._stream is not BaseProvider._stream
@@ -422,9 +460,7 @@ class BaseProvider:
     async def _stream_once(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
-        if self.requires_api_key and not self.api_key:
-            setting = self.api_key_setting or f"{self.name.upper()}_API_KEY"
-            raise NotConfiguredError(f"no API key: set {setting}", provider=self.label)
+        self._require_api_key()
         if self._has_native_stream():
             async with contextlib.aclosing(self._stream(messages, model, options)) as events:
                 async for event in events:
@@ -432,7 +468,7 @@ class BaseProvider:
             return
         # A guide-style provider: its whole answer is one chunk. Its get_response returns
         # errors as text, which we cannot tell from a reply; exceptions it raises are
-        # errors.
+        # errors (a timeout or connection error of its HTTP library is recognised as one).
         kwargs: dict[str, Any] = {}
         if options.temperature is not None:
             kwargs["temperature"] = options.temperature
@@ -446,7 +482,7 @@ class BaseProvider:
         except ProviderError:
             raise
         except Exception as e:
-            raise UnavailableError(
+            raise transport_error(e, self._endpoint()) or UnavailableError(
                 clean_upstream_message(str(e)) or type(e).__name__, provider=self.label
             ) from e
         if not isinstance(text, str) or not text:

@@ -110,7 +110,10 @@ def error_for_status(
     provider: str = "",
     retry_after: float | None = None,
 ) -> ProviderError:
-    """The ProviderError for an HTTP status from an upstream."""
+    """The ProviderError for an HTTP status from an upstream: 401 authentication, 403
+    permission, 404 model not found, 408 and 504 timeout (the upstream, or a gateway in
+    front of it, gave up waiting), 429 rate limited, other 5xx unavailable, other 4xx bad
+    request. ``message`` is cleaned (``clean_upstream_message``)."""
     cls: type[ProviderError]
     if status == 401:
         cls = AuthenticationError
@@ -118,7 +121,7 @@ def error_for_status(
         cls = PermissionDeniedError
     elif status == 404:
         cls = ModelNotFoundError
-    elif status == 408:
+    elif status in (408, 504):
         cls = ProviderTimeoutError
     elif status == 429:
         cls = RateLimitedError

@@ -17,38 +17,35 @@ any ``finishReason`` was cut.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .base_provider import (
-    AuthenticationError,
     BadRequestError,
     BaseProvider,
     ChatOptions,
     Finish,
     FinishReason,
     Message,
-    NotConfiguredError,
     ProviderError,
-    ProviderTimeoutError,
     ReasoningDelta,
     StreamEvent,
     TextDelta,
     UnavailableError,
     Usage,
     clean_upstream_message,
-    error_for_status,
     merge_consecutive,
     parse_retry_after,
     split_system,
 )
+from .clients import ClientConfig, SdkClients, shared_tls_context
+from .transport import invalid_key_error, status_error, transport_error
 
 if TYPE_CHECKING:
     from google import genai
@@ -243,20 +240,53 @@ def _error_reasons(details: Any) -> set[str]:
     }
 
 
-def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(timeout, connection) exception classes of the HTTP libraries the SDK has loaded
-    (httpx2 by default; httpx or aiohttp when configured)."""
-    timeouts: list[type[BaseException]] = [TimeoutError]
-    connection: list[type[BaseException]] = [ConnectionError]
-    for name in ("httpx2", "httpx"):
-        module = sys.modules.get(name)
-        if module is not None:
-            timeouts.append(module.TimeoutException)
-            connection.append(module.RequestError)
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        connection.append(aiohttp.ClientError)
-    return tuple(timeouts), tuple(connection)
+def _build_client(config: ClientConfig) -> genai.Client:
+    """An SDK client for ``config`` (Gemini Developer API, not Vertex), its own retries
+    off (``BaseProvider.stream`` retries, before the first token only), its HTTP clients
+    on the shared TLS context (the same trust store the SDK would load, once per process)."""
+    from google import genai
+    from google.genai import types
+
+    base_url, api_version = _split_api_version(config.base_url)
+    http_options = types.HttpOptions(
+        base_url=base_url,
+        api_version=api_version,
+        timeout=max(1, int(config.timeout * 1000)),  # milliseconds
+        retry_options=types.HttpRetryOptions(attempts=1),
+        client_args={"verify": shared_tls_context()},
+        async_client_args={
+            "verify": shared_tls_context(),
+            "event_hooks": {"response": [_note_response]},
+        },
+    )
+    return genai.Client(api_key=config.api_key, vertexai=False, http_options=http_options)
+
+
+# The HTTP responses the running stream opened (see _note_response), so that it can
+# close them when its consumer stops early: the SDK's nested generators hold the
+# response in a reference cycle, which only the garbage collector would close, and the
+# client, with its connection pool, is shared by other requests.
+_OPENED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "google_opened_responses", default=None
+)
+
+
+async def _note_response(response: Any) -> None:
+    """httpx's response hook: note ``response`` for the stream that is running."""
+    opened = _OPENED.get()
+    if opened is not None:
+        opened.append(response)
+
+
+async def _close_client(client: genai.Client) -> None:
+    client.close()  # the synchronous HTTP client (unused, but it holds a pool)
+    await client.aio.aclose()
+
+
+# This module's SDK clients, one per event loop and configuration (see clients.py).
+_CLIENTS: SdkClients[genai.Client] = SdkClients(
+    "google-genai", build=_build_client, close=_close_client
+)
 
 
 class GoogleProvider(BaseProvider):
@@ -264,6 +294,7 @@ class GoogleProvider(BaseProvider):
 
     label = "Google Gemini"
     api_key_setting = "GOOGLE_API_KEY"
+    default_base_url = "https://generativelanguage.googleapis.com"
     required_packages = ("google.genai",)
     install_hint = "pip install google-genai"
     default_models = (
@@ -282,25 +313,38 @@ class GoogleProvider(BaseProvider):
         stream that ends without either yields no Finish (``BaseProvider.stream`` marks
         it cut off). Raises ProviderError."""
         request = _build_request(messages, model, options)
-        client = await self._client()
+        config = self._client_config()
         stream = None
         usage = None
         finish: Finish | None = None
         received = False
+        opened: list[Any] = []
+        _OPENED.set(opened)
         try:
-            stream = await client.aio.models.generate_content_stream(**request)
-            async for chunk in stream:
-                if chunk.usage_metadata is not None:
-                    usage = chunk.usage_metadata
-                finish = _prompt_blocked(chunk.prompt_feedback) or finish
-                for candidate in (chunk.candidates or [])[:1]:
-                    parts = candidate.content.parts if candidate.content else None
-                    for part in parts or ():
-                        if not part.text:  # empty text, signatures, non-text parts
-                            continue
-                        received = True
-                        yield ReasoningDelta(part.text) if part.thought else TextDelta(part.text)
-                    finish = _finish(candidate.finish_reason, candidate.finish_message) or finish
+            async with _CLIENTS.lease(config) as client:
+                try:
+                    stream = await client.aio.models.generate_content_stream(**request)
+                    async for chunk in stream:
+                        if chunk.usage_metadata is not None:
+                            usage = chunk.usage_metadata
+                        finish = _prompt_blocked(chunk.prompt_feedback) or finish
+                        for candidate in (chunk.candidates or [])[:1]:
+                            parts = candidate.content.parts if candidate.content else None
+                            for part in parts or ():
+                                if not part.text:  # empty text, signatures, non-text parts
+                                    continue
+                                received = True
+                                yield (
+                                    ReasoningDelta(part.text)
+                                    if part.thought
+                                    else TextDelta(part.text)
+                                )
+                            finish = (
+                                _finish(candidate.finish_reason, candidate.finish_message) or finish
+                            )
+                finally:
+                    _OPENED.set(None)
+                    await _close_stream(stream, opened)
         except ProviderError:
             raise
         except Exception as e:
@@ -309,8 +353,6 @@ class GoogleProvider(BaseProvider):
                 raise error from e
             # Gemini had said why it stopped; only the end of the stream got lost.
             logger.info("%s: stream ended uncleanly after its finish (%s)", self.name, error.kind)
-        finally:
-            await self._close(client, stream)
         if usage is not None and (finish is not None or received):
             yield _usage(usage)
         if finish is not None:
@@ -318,25 +360,25 @@ class GoogleProvider(BaseProvider):
 
     async def fetch_models(self) -> list[str]:
         """Ids of the models this key may use for chat (``generateContent``)."""
-        if not self.api_key:
-            raise NotConfiguredError(f"no API key: set {self.api_key_setting}", provider=self.label)
-        client = await self._client()
+        config = self._client_config()
         try:
-            pager = await client.aio.models.list(config={"page_size": 1000})
-            return [
-                model.name.removeprefix("models/")
-                async for model in pager
-                if model.name
-                and "generateContent" in (model.supported_actions or ())
-                and is_text_chat_model(model.name)
-            ]
+            async with _CLIENTS.lease(config) as client:
+                pager = await client.aio.models.list(config={"page_size": 1000})
+                return [
+                    model.name.removeprefix("models/")
+                    async for model in pager
+                    if model.name
+                    and "generateContent" in (model.supported_actions or ())
+                    and is_text_chat_model(model.name)
+                ]
         except Exception as e:
             raise self._map_error(e) from e
-        finally:
-            await self._close(client)
 
     def _map_error(self, e: BaseException) -> ProviderError:
-        """The ProviderError for an exception of the SDK or its HTTP library."""
+        """The ProviderError for an exception of the SDK or its HTTP library: the SDK's
+        ``APIError`` by ``_map_api_error``, timeouts and connection faults by
+        ``transport.transport_error`` (httpx2 by default; httpx or aiohttp when
+        configured), a reply the SDK could not parse as unavailable."""
         from google.genai import errors
         from pydantic import ValidationError
 
@@ -344,17 +386,9 @@ class GoogleProvider(BaseProvider):
             return e
         if isinstance(e, errors.APIError):
             return self._map_api_error(e)
-        timeouts, connection = _transport_errors()
-        if isinstance(e, timeouts):
-            return ProviderTimeoutError(provider=self.label)
-        if isinstance(e, connection):
-            connect_failed = type(e).__name__ in {"ConnectError", "ClientConnectorError"}
-            message = (
-                "could not connect to the service"
-                if connect_failed
-                else "the connection to the service broke off"
-            )
-            return UnavailableError(message, provider=self.label)
+        transport = transport_error(e, self._endpoint())
+        if transport is not None:
+            return transport
         if isinstance(e, (errors.UnknownApiResponseError, json.JSONDecodeError, ValidationError)):
             # Malformed JSON, or a shape the SDK's models reject.
             return UnavailableError(
@@ -366,49 +400,27 @@ class GoogleProvider(BaseProvider):
     # -- internals -----------------------------------------------------------------------
 
     def _map_api_error(self, e: Any) -> ProviderError:
+        """Gemini's own part of the mapping: the status (``code``), the wait from
+        Retry-After or a google.rpc.RetryInfo detail, and a 400 whose reason is
+        API_KEY_INVALID as a refused key."""
+        endpoint = self._endpoint()
         status = e.code if isinstance(e.code, int) else 500
-        message = str(e.message or "")
         headers = getattr(getattr(e, "response", None), "headers", None)
         retry_after = parse_retry_after(headers) if isinstance(headers, Mapping) else None
         if retry_after is None:
             retry_after = _retry_delay(e.details)
-        bad_key = "API_KEY_INVALID" in _error_reasons(e.details)
-        if status == 400 and bad_key:
-            return AuthenticationError(
-                clean_upstream_message(message), provider=self.label, status_code=status
-            )
-        return error_for_status(status, message, provider=self.label, retry_after=retry_after)
+        if status == 400 and "API_KEY_INVALID" in _error_reasons(e.details):
+            return invalid_key_error(endpoint, status_code=status)
+        return status_error(status, str(e.message or ""), endpoint, retry_after=retry_after)
 
-    async def _client(self) -> genai.Client:
-        # Building a client loads CA certificates (tens of ms): keep it off the loop.
-        try:
-            return await asyncio.to_thread(self._make_client)
-        except ImportError as e:
-            raise NotConfiguredError(
-                f"Python package missing: {self.install_hint}", provider=self.label
-            ) from e
-        except Exception as e:
-            raise self._map_error(e) from e
 
-    def _make_client(self) -> genai.Client:
-        from google import genai
-        from google.genai import types
-
-        base_url, api_version = _split_api_version(self.base_url)
-        http_options = types.HttpOptions(
-            base_url=base_url,
-            api_version=api_version,
-            timeout=max(1, int(self.timeout * 1000)),  # milliseconds
-            retry_options=types.HttpRetryOptions(attempts=1),  # BaseProvider retries
-        )
-        return genai.Client(api_key=self.api_key, vertexai=False, http_options=http_options)
-
-    @staticmethod
-    async def _close(client: genai.Client, stream: Any = None) -> None:
-        """Close the response stream and the client's connections (also when the
-        consumer stopped early), never masking the error being raised."""
+async def _close_stream(stream: Any, responses: list[Any]) -> None:
+    """Close the SDK's stream and the HTTP ``responses`` it opened (also when the
+    consumer stopped early: the connection to the upstream ends at once), never masking
+    the error being raised."""
+    if stream is not None:
         with contextlib.suppress(Exception):
-            if stream is not None:
-                await stream.aclose()
+            await stream.aclose()
+    for response in responses:
         with contextlib.suppress(Exception):
-            await client.aio.aclose()
+            await response.aclose()

@@ -12,11 +12,8 @@ imports without it.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
-import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -30,7 +27,6 @@ from .base_provider import (
     Message,
     ModelNotFoundError,
     ProviderError,
-    ProviderTimeoutError,
     RateLimitedError,
     ReasoningDelta,
     StreamEvent,
@@ -38,10 +34,10 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
-    error_for_status,
-    parse_retry_after,
     split_system,
 )
+from .clients import ClientConfig, SdkClients, shared_tls_context
+from .transport import status_error, transport_error
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +155,7 @@ class MistralProvider(BaseProvider):
 
     label: ClassVar[str] = "Mistral AI"
     api_key_setting: ClassVar[str] = "MISTRAL_API_KEY"
+    default_base_url: ClassVar[str] = "https://api.mistral.ai"
     required_packages: ClassVar[tuple[str, ...]] = ("mistralai",)
     install_hint: ClassVar[str] = "pip install mistralai"
     default_models: ClassVar[tuple[str, ...]] = (
@@ -171,34 +168,6 @@ class MistralProvider(BaseProvider):
         "ministral-3b-latest",
     )
 
-    @contextlib.asynccontextmanager
-    async def _client(self) -> AsyncIterator[Any]:
-        """An SDK client for one call, its own retries off. The HTTP clients share one
-        TLS context (building one costs tens of milliseconds) and close on exit."""
-        import httpx2
-        from mistralai.client import Mistral
-        from mistralai.client.utils import BackoffStrategy, RetryConfig
-
-        server_url = None
-        if self.base_url:
-            # The SDK's paths start with /v1; accept a base URL given with it too.
-            server_url = self.base_url.rstrip("/").removesuffix("/v1")
-        tls = _tls_context()
-        async_http = httpx2.AsyncClient(verify=tls, follow_redirects=True)
-        sync_http = httpx2.Client(verify=tls, follow_redirects=True)  # unused; the SDK wants one
-        try:
-            yield Mistral(
-                api_key=self.api_key,
-                server_url=server_url,
-                client=sync_http,
-                async_client=async_http,
-                timeout_ms=int(self.timeout * 1000),
-                retry_config=RetryConfig("none", BackoffStrategy(0, 0, 1.0, 0), False),
-            )
-        finally:
-            sync_http.close()
-            await async_http.aclose()
-
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
@@ -210,8 +179,9 @@ class MistralProvider(BaseProvider):
         finish: str | None = None
         usage: Usage | None = None
         received = False
+        config = self._client_config()
         try:
-            async with self._client() as client:
+            async with _CLIENTS.lease(config) as client:
                 stream = await client.chat.stream_async(**request)
                 async with stream:  # closes the HTTP response when the consumer stops
                     async for event in stream:
@@ -229,7 +199,7 @@ class MistralProvider(BaseProvider):
                             yield piece
                         if choice.finish_reason:
                             finish = str(choice.finish_reason)
-        except _sdk_errors() as e:
+        except Exception as e:
             mapped = self._map_error(e)
             if finish is None or finish == "error":
                 raise mapped from e
@@ -244,10 +214,11 @@ class MistralProvider(BaseProvider):
 
     async def fetch_models(self) -> list[str]:
         """Ids of the chat models this key may use, sorted."""
+        config = self._client_config()
         try:
-            async with self._client() as client:
+            async with _CLIENTS.lease(config) as client:
                 listing = await client.models.list_async()
-        except _sdk_errors() as e:
+        except Exception as e:
             raise self._map_error(e) from e
         ids = {
             card.id
@@ -258,12 +229,16 @@ class MistralProvider(BaseProvider):
         return sorted(ids)
 
     def _map_error(self, e: BaseException) -> ProviderError:
-        """The ProviderError for an SDK or transport exception."""
-        import httpx2
-        from mistralai.client.errors import MistralError
+        """The ProviderError for an SDK or transport exception. Mistral's own part: an
+        HTTP error (``MistralError``) by its status and body (a 400 of type
+        ``invalid_model`` is an unknown model), and a 200 stream event the SDK could not
+        read (an error object, or malformed). Timeouts and connection faults are
+        ``transport.transport_error``'s."""
+        from mistralai.client.errors import MistralError, NoResponseError
 
         if isinstance(e, ProviderError):
             return e
+        endpoint = self._endpoint()
         if isinstance(e, MistralError):
             if e.status_code < 400:  # a 200 stream with a chunk the SDK cannot read
                 return self._stream_error(e.body) or UnavailableError(
@@ -272,22 +247,17 @@ class MistralProvider(BaseProvider):
             message, error_type = _upstream_message(e.body)
             if e.status_code == 400 and error_type == "invalid_model":
                 return ModelNotFoundError(
-                    clean_upstream_message(message), provider=self.label, status_code=400
+                    endpoint.redact(clean_upstream_message(message)),
+                    provider=self.label,
+                    status_code=400,
                 )
-            return error_for_status(
-                e.status_code,
-                message,
-                provider=self.label,
-                retry_after=parse_retry_after(e.headers),
-            )
-        if isinstance(e, httpx2.TimeoutException):
-            return ProviderTimeoutError(provider=self.label)
-        if isinstance(e, httpx2.ConnectError):
-            return UnavailableError("could not connect", provider=self.label)
-        if isinstance(e, httpx2.TransportError):
-            return UnavailableError("the connection was lost", provider=self.label)
+            return status_error(e.status_code, message, endpoint, headers=e.headers)
+        transport = transport_error(e, endpoint, connections=(NoResponseError,))
+        if transport is not None:
+            return transport
         return UnavailableError(
-            clean_upstream_message(str(e)) or type(e).__name__, provider=self.label
+            endpoint.redact(clean_upstream_message(str(e))) or type(e).__name__,
+            provider=self.label,
         )
 
     def _stream_error(self, body: str) -> ProviderError | None:
@@ -320,17 +290,39 @@ class MistralProvider(BaseProvider):
         return cls(message, provider=self.label)
 
 
-def _sdk_errors() -> tuple[type[BaseException], ...]:
-    """What the SDK and its HTTP client raise (imported only when an error happens)."""
+def _build_client(config: ClientConfig) -> Any:
+    """An SDK client for ``config``, its own retries off (``BaseProvider.stream``
+    retries, before the first token only). Its HTTP clients share one TLS context
+    (building one costs tens of milliseconds)."""
     import httpx2
-    from mistralai.client.errors import MistralError, NoResponseError
+    from mistralai.client import Mistral
+    from mistralai.client.utils import BackoffStrategy, RetryConfig
 
-    return (MistralError, NoResponseError, httpx2.HTTPError)
+    server_url = None
+    if config.base_url:
+        # The SDK's paths start with /v1; accept a base URL given with it too.
+        server_url = config.base_url.rstrip("/").removesuffix("/v1")
+    tls = shared_tls_context()
+    return Mistral(
+        api_key=config.api_key,
+        server_url=server_url,
+        client=httpx2.Client(verify=tls, follow_redirects=True),  # unused; the SDK wants one
+        async_client=httpx2.AsyncClient(
+            verify=tls,
+            follow_redirects=True,
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
+        ),
+        timeout_ms=int(config.timeout * 1000),
+        retry_config=RetryConfig("none", BackoffStrategy(0, 0, 1.0, 0), False),
+    )
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The TLS context httpx would build, built once per process."""
-    import httpx2
+async def _close_client(client: Any) -> None:
+    """Close the HTTP clients given to the SDK (it leaves clients it did not make)."""
+    configuration = client.sdk_configuration
+    configuration.client.close()
+    await configuration.async_client.aclose()
 
-    return httpx2.create_ssl_context()
+
+# This module's SDK clients, one per event loop and configuration (see clients.py).
+_CLIENTS: SdkClients[Any] = SdkClients("mistralai", build=_build_client, close=_close_client)

@@ -1,9 +1,13 @@
 """OpenAI, and every server that speaks its Chat Completions API.
 
 ``OpenAIProvider`` talks to api.openai.com (or a proxy set with ``OPENAI_BASE_URL``)
-through the official ``openai`` SDK: ``chat.completions.create(stream=True,
-stream_options={"include_usage": True})``; the text arrives as deltas, the finish reason
-on the last choice and the token usage on a final chunk without choices.
+through the official ``openai`` SDK: ``chat.completions.with_streaming_response.create(
+stream=True, stream_options={"include_usage": True})``; the text arrives as deltas, the
+finish reason on the last choice and the token usage on a final chunk without choices.
+The SDK sends the request (auth, base URL, headers, timeout) and raises its
+``APIStatusError`` for an HTTP error status; the event stream itself is read here
+(``event_stream.SSEParser``, ``json.loads``, ``ChunkReader`` on plain dicts), without the
+SDK object per chunk that would take most of the CPU a relayed reply costs.
 
 ``OpenAICompatibleProvider`` is the same code for Ollama, vLLM, LM Studio, the llama.cpp
 server, OpenRouter, Groq, DeepSeek...: the registry makes one subclass per endpoint
@@ -13,8 +17,10 @@ instead of ``max_completion_tokens`` and shows their model list unfiltered.
 
 Shape, as in every provider module: ``_map_messages`` and ``_build_request`` are pure,
 ``_stream`` makes the call, ``ChunkReader`` turns the streamed chunks into events and
-``_map_error`` turns SDK errors into ``ProviderError``. The SDK's own retries are off
-(``max_retries=0``): ``BaseProvider.stream`` retries, and only before the first token.
+``_map_error`` turns SDK errors into ``ProviderError`` (timeouts, connection faults and
+HTTP statuses through the shared ``transport`` module). SDK clients are held by
+``clients.SdkClients``. The SDK's own retries are off (``max_retries=0``):
+``BaseProvider.stream`` retries, and only before the first token.
 
 The stream shapes accepted (each is a case in chat/tests/providers/test_openai_provider.py,
 served by chat/tests/fakes/openai_fake.py), beyond OpenAI's own:
@@ -27,7 +33,9 @@ served by chat/tests/fakes/openai_fake.py), beyond OpenAI's own:
   vLLM, llama.cpp, LM Studio) or ``reasoning`` (OpenRouter, Ollama, Groq), or inline as
   a leading ``<think>`` block (``reasoning.ThinkTagSplitter``);
 * the choice followed is the first index that appears (some proxies number it 1);
-* SSE comments (``: OPENROUTER PROCESSING``, ``: keep-alive``) are skipped by the SDK;
+* SSE comments (``: OPENROUTER PROCESSING``, ``: keep-alive``), fields other than
+  ``data`` and ``event`` (llama.cpp's ``error:`` lines) and ``data: null`` are skipped;
+  CRLF, LF and CR line ends are all read;
 * errors inside a 200 stream: ``{"error": {...}}`` (OpenAI, OpenRouter, newer vLLM),
   ``{"object": "error", ...}`` (older vLLM), ``finish_reason: "error"`` or DeepSeek's
   ``insufficient_system_resource``: a ``ProviderError`` whose kind follows the error's
@@ -44,12 +52,12 @@ without one (a proxy timing out, with or without ``[DONE]``) gets its end from
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import re
-import threading
-import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base_provider import (
@@ -74,13 +82,15 @@ from .base_provider import (
     clean_upstream_message,
     error_for_status,
     merge_consecutive,
-    parse_retry_after,
-    redact_keys,
     split_system,
 )
+from .clients import ClientConfig, SdkClients, shared_tls_context
+from .event_stream import SSEParser
 from .reasoning import ThinkTagSplitter, content_part_events
+from .transport import is_transport_error, status_error, transport_error
 
 if TYPE_CHECKING:
+    import httpx2
     from openai import AsyncOpenAI
 
 logger = logging.getLogger(__name__)
@@ -173,36 +183,36 @@ def alternating_history(
     return [{"role": "system", "content": system}, *turns] if system else turns
 
 
-# One SDK client per event loop and configuration: building one costs ~20 ms of CPU (TLS
-# context) and a shared one keeps connections to the upstream alive between messages.
-# A client belongs to the loop it was made in, hence the key; it goes when its loop goes.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], AsyncOpenAI]]
-_clients = weakref.WeakKeyDictionary()
-_clients_lock = threading.Lock()
-
-
-def _client_for(api_key: str, base_url: str, timeout: float) -> AsyncOpenAI:
+def _build_client(config: ClientConfig) -> AsyncOpenAI:
+    """An SDK client for ``config``, its own retries off (``BaseProvider.stream``
+    retries, before the first token only) and no cap on concurrent streams (the SDK's
+    default is 1,000 per client)."""
     import httpx2
     import openai
 
-    loop = asyncio.get_running_loop()
-    key = (api_key, base_url, timeout)
-    with _clients_lock:
-        per_loop = _clients.setdefault(loop, {})
-        client = per_loop.get(key)
-        if client is None or client.is_closed():
-            client = openai.AsyncOpenAI(
-                api_key=api_key,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=0,
-                # No cap on concurrent streams (the SDK's default is 1,000 per client).
-                http_client=openai.DefaultAsyncHttpxClient(
-                    limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100)
-                ),
-            )
-            per_loop[key] = client
-        return client
+    return openai.AsyncOpenAI(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(
+            verify=shared_tls_context(),
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=100),
+        ),
+    )
+
+
+async def _close_client(client: AsyncOpenAI) -> None:
+    await client.close()
+
+
+# The SDK clients of this module's providers (OpenAI and every compatible endpoint), one
+# per event loop and configuration (see clients.py).
+_CLIENTS: SdkClients[AsyncOpenAI] = SdkClients("openai", build=_build_client, close=_close_client)
+
+# How long to read the rest of a body after [DONE] (usually only the end of the chunked
+# encoding), so that the connection can serve the next request; as the SDK does.
+_DRAIN_SECONDS = 0.1
 
 
 class OpenAIProvider(BaseProvider):
@@ -210,6 +220,7 @@ class OpenAIProvider(BaseProvider):
 
     label = "OpenAI"
     api_key_setting = "OPENAI_API_KEY"
+    default_base_url = OPENAI_API_URL
     required_packages = ("openai",)
     install_hint = "pip install openai"
     # Curated ids the API accepts, for when the live list cannot be had; the first is the
@@ -271,16 +282,14 @@ class OpenAIProvider(BaseProvider):
     def _resolved_base_url(self) -> str:
         return self.base_url or OPENAI_API_URL
 
-    def _client(self) -> AsyncOpenAI:
-        if self.missing_packages():
-            raise NotConfiguredError(
-                f"Python package missing: install it with {self.install_hint}", provider=self.label
-            )
-        return _client_for(self._sdk_api_key(), self._resolved_base_url(), self.timeout)
+    def _client_config(self) -> ClientConfig:
+        """``BaseProvider._client_config`` with the base URL resolved and, for a keyless
+        compatible server, the placeholder key the SDK wants (and, there, NotConfigured
+        without a base URL)."""
+        config = super()._client_config()
+        return ClientConfig(self._sdk_api_key(), self._resolved_base_url(), config.timeout)
 
     def _sdk_api_key(self) -> str:
-        if not self.api_key:
-            raise NotConfiguredError(f"no API key: set {self.api_key_setting}", provider=self.label)
         return self.api_key
 
     # -- the calls -----------------------------------------------------------------------
@@ -288,58 +297,104 @@ class OpenAIProvider(BaseProvider):
     async def _stream(
         self, messages: list[dict[str, str]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
+        """The reply's events, read from the HTTP response the SDK opened.
+
+        The request goes out through the SDK (its auth, base URL, headers and timeout;
+        an HTTP error status raises its ``APIStatusError`` before any byte of the body is
+        read), but the body is parsed here (``SSEParser`` and ``json.loads`` into plain
+        dicts for ``ChunkReader``) rather than into an SDK object per chunk, which costs
+        most of the CPU of a relayed reply. Events are handled as the SDK handles them
+        for Chat Completions: ``data: [DONE]`` ends the stream, an event whose JSON has a
+        truthy ``error`` raises (``error_for_event``), named events are read like
+        unnamed ones, and ``data: null`` is skipped."""
         request = self._build_request(messages, model, options)
-        client = self._client()
-        try:
-            stream = await client.chat.completions.create(**request)
-        except Exception as e:
-            blocked = _prompt_blocked(e)
-            if blocked is not None:
-                yield blocked
-                return
-            raise self._map_error(e) from e
-        reader = ChunkReader(label=self.label)
-        try:
-            content_type = stream.response.headers.get("content-type", "").split(";")[0].strip()
-            if content_type == "application/json" or content_type.endswith("+json"):
-                # A server that ignored ``stream``: the whole completion in one body.
-                body = await stream.response.aread()
-                for event in reader.read_completion(json.loads(body)):
-                    yield event
-                return
-            if content_type.startswith("text/html"):
-                raise UnavailableError(
-                    f"{self._host()} answered with a web page ({content_type}), not an event "
-                    f"stream (check the base URL {self._resolved_base_url()})",
-                    provider=self.label,
-                )
+        config = self._client_config()
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(_CLIENTS.lease(config))
             try:
-                async for chunk in stream:
-                    for event in reader.read(chunk):
+                response = await stack.enter_async_context(
+                    client.chat.completions.with_streaming_response.create(**request)
+                )
+            except Exception as e:
+                blocked = _prompt_blocked(e)
+                if blocked is not None:
+                    yield blocked
+                    return
+                raise self._map_error(e) from e
+            try:
+                events = self._read_response(response.http_response)
+                async with contextlib.aclosing(events):
+                    async for event in events:
                         yield event
             except Exception as e:
-                if not (reader.finish_reason and _is_transport_error(e)):
+                raise self._map_error(e) from e
+
+    async def _read_response(self, http: httpx2.Response) -> AsyncIterator[StreamEvent]:
+        """The events of an open 200 response: an event stream, or a whole
+        ``chat.completion`` from a server that ignored ``stream``. Raises ProviderError,
+        or the transport and JSON errors for ``_map_error``."""
+        reader = ChunkReader(label=self.label)
+        content_type = http.headers.get("content-type", "").split(";")[0].strip()
+        if content_type == "application/json" or content_type.endswith("+json"):
+            # A server that ignored ``stream``: the whole completion in one body.
+            for event in reader.read_completion(_json(await http.aread(), self.label)):
+                yield event
+            return
+        if content_type.startswith("text/html"):
+            raise UnavailableError(
+                f"{self._endpoint().host} answered with a web page ({content_type}), not an "
+                f"event stream (check the base URL {self._resolved_base_url()})",
+                provider=self.label,
+            )
+        parser = SSEParser()
+        done = False
+        async with contextlib.aclosing(http.aiter_bytes()) as chunks:
+            try:
+                async for chunk in chunks:
+                    for _name, data in parser.feed(chunk):
+                        if data.startswith(b"[DONE]"):
+                            done = True
+                            break
+                        for event in self._read_event(reader, data):
+                            yield event
+                    if done:
+                        break
+            except Exception as e:
+                if not (reader.finish_reason and is_transport_error(e)):
                     raise
                 # The server said it finished; losing the connection after that (before
                 # the usage or [DONE]) takes nothing from the reply.
                 logger.info("%s: connection lost after the finish reason", self.name)
-            if reader.chunks == 0:
-                raise UnavailableError(
-                    f"{self._host()} sent no reply events (content type {content_type or 'none'})",
-                    provider=self.label,
-                )
-            for event in reader.end():
-                yield event
-        except Exception as e:
-            raise self._map_error(e) from e
-        finally:
-            await stream.close()
+            if done and http.http_version == "HTTP/1.1":
+                await _drain(chunks)
+        if reader.chunks == 0:
+            raise UnavailableError(
+                f"{self._endpoint().host} sent no reply events "
+                f"(content type {content_type or 'none'})",
+                provider=self.label,
+            )
+        for event in reader.end():
+            yield event
+
+    def _read_event(self, reader: ChunkReader, data: bytes) -> list[StreamEvent]:
+        """The events of one ``data:`` payload; an error object raises ProviderError."""
+        chunk = _json(data, self.label)
+        if isinstance(chunk, dict) and chunk.get("error"):
+            # What the SDK raises as APIError for such an event, mapped as _map_error
+            # maps that.
+            error = chunk["error"]
+            body = error if isinstance(error, Mapping) else {"message": str(error)}
+            mapped = error_for_event(body, provider=self.label)
+            mapped.message = self._endpoint().redact(mapped.message)
+            raise mapped
+        return reader.read(chunk)
 
     async def fetch_models(self) -> list[str]:
-        client = self._client()
+        config = self._client_config()
         try:
-            page = await client.models.list()
-            ids = [model.id async for model in page]
+            async with _CLIENTS.lease(config) as client:
+                page = await client.models.list()
+                ids = [model.id async for model in page]
         except Exception as e:
             raise self._map_error(e) from e
         return sorted({model_id for model_id in ids if model_id and self._keep_model(model_id)})
@@ -347,63 +402,73 @@ class OpenAIProvider(BaseProvider):
     # -- errors --------------------------------------------------------------------------
 
     def _map_error(self, error: Exception) -> ProviderError:
-        """The ProviderError for an SDK (or stream parsing) error; never holds the key."""
-        import httpx2
+        """The ProviderError for an SDK, transport or stream parsing error: transport
+        faults as ``transport.transport_error`` words them, HTTP statuses by
+        ``_status_error``, an error event by ``error_for_event``; never holds the key."""
         import openai
 
         if isinstance(error, ProviderError):
             return error
-        if isinstance(error, openai.APITimeoutError):
-            return ProviderTimeoutError(
-                f"no answer from {self._host()} within {self.timeout:g} s", provider=self.label
-            )
-        if isinstance(error, openai.APIConnectionError):
-            if isinstance(error.__cause__, httpx2.ConnectError):
-                message = f"could not connect to {self._host()}"
-            else:
-                message = f"the connection to {self._host()} was lost"
-            return UnavailableError(message, provider=self.label)
+        endpoint = self._endpoint()
+        transport = transport_error(
+            error,
+            endpoint,
+            timeouts=(openai.APITimeoutError,),
+            connections=(openai.APIConnectionError,),
+        )
+        if transport is not None:
+            return transport
         if isinstance(error, openai.APIStatusError):
             return self._status_error(error)
         if isinstance(error, openai.APIError):  # an error event inside the stream
             body = error.body if isinstance(error.body, Mapping) else {"message": error.message}
             mapped = error_for_event(body, provider=self.label)
-            mapped.message = self._redact(mapped.message)
+            mapped.message = endpoint.redact(mapped.message)
             return mapped
-        if isinstance(error, json.JSONDecodeError):
+        if isinstance(error, ValueError):  # JSON that does not parse, bytes that are not UTF-8
             return UnavailableError("the reply could not be read", provider=self.label)
         return UnavailableError(
-            self._redact(clean_upstream_message(str(error))) or type(error).__name__,
+            endpoint.redact(clean_upstream_message(str(error))) or type(error).__name__,
             provider=self.label,
         )
 
     def _status_error(self, error: Any) -> ProviderError:
+        """An ``APIStatusError``: the shared status mapping (``transport.status_error``),
+        with what OpenAI's answers say beyond the status: a 401 says which setting to
+        check, and a 404 that is not about the model points at the base URL."""
         status: int = error.status_code
-        retry_after = parse_retry_after(dict(error.response.headers))
+        endpoint = self._endpoint()
         if status == 401:
-            # OpenAI's 401 message quotes part of the key: say what to do instead.
             return AuthenticationError(
-                f"invalid API key (check {self.api_key_setting})",
+                f"invalid API key (check {self._api_key_setting_name()})",
                 provider=self.label,
                 status_code=status,
             )
-        message = self._redact(_error_message(error))
+        message = endpoint.redact(_error_message(error))
         if status == 404 and not _is_model_error(error, message):
             return BadRequestError(
                 f"{message or 'not found'} (check the base URL {self._resolved_base_url()})",
                 provider=self.label,
                 status_code=status,
             )
-        if status == 404:
-            return ModelNotFoundError(message, provider=self.label, status_code=status)
-        return error_for_status(status, message, provider=self.label, retry_after=retry_after)
+        return status_error(status, message, endpoint, headers=error.response.headers)
 
-    def _redact(self, text: str) -> str:
-        return redact_keys(text, self.api_key, min_length=4)
 
-    def _host(self) -> str:
-        url = self._resolved_base_url()
-        return url.split("://", 1)[-1].split("/", 1)[0] or url
+def _json(data: bytes, label: str) -> Any:
+    """``data`` parsed as JSON; UnavailableError when it is not JSON (or not UTF-8)."""
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise UnavailableError("the reply could not be read", provider=label) from e
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what is left of a body for up to ``_DRAIN_SECONDS``, so that HTTP/1.1 can
+    reuse its connection; whatever goes wrong, the reply is already whole."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _chunk in chunks:
+                pass
 
 
 def _error_message(error: Any) -> str:
@@ -495,6 +560,14 @@ def _get(obj: Any, name: str) -> Any:
     return extra.get(name) if extra else None
 
 
+def _getter(obj: Any) -> Callable[[str], Any]:
+    """A function reading fields of ``obj`` as ``_get`` does: the dict's own ``get`` for
+    a dict (what the stream parser makes; per chunk, so no extra call per field)."""
+    if type(obj) is dict:
+        return obj.get
+    return functools.partial(_get, obj)
+
+
 def _extra(obj: Any) -> Mapping[str, Any]:
     """The fields an SDK model does not declare (``x_groq``, ``prompt_filter_results``)."""
     if isinstance(obj, dict):
@@ -553,18 +626,13 @@ def _prompt_blocked(error: Exception) -> Finish | None:
     return Finish(FinishReason.CONTENT_FILTER, detail)
 
 
-def _is_transport_error(error: Exception) -> bool:
-    import openai
-
-    return isinstance(error, openai.APIConnectionError)  # APITimeoutError included
-
-
 class ChunkReader:
     """The events of one streamed Chat Completion, chunk by chunk (pure: no I/O).
 
-    ``read(chunk)`` takes each chunk as the SDK builds it (a ``ChatCompletionChunk``
-    constructed without validation, so any field may be missing, null or of another
-    type; a plain dict works too) and returns the reasoning and text events in order.
+    ``read(chunk)`` takes each chunk as parsed JSON (a dict, as ``OpenAIProvider`` and
+    the local model give it; an SDK ``ChatCompletionChunk`` built without validation works
+    too), in which any field may be missing, null or of another type, and returns the
+    reasoning and text events in order.
     ``end()`` returns the rest once the stream is over: text held back by the ``<think>``
     splitter, the last usage seen, and a ``Finish`` only if the server sent a finish
     reason. ``read_completion(body)`` reads a whole non-streamed ``chat.completion``.
@@ -602,39 +670,43 @@ class ChunkReader:
                 provider=self.label,
             )
         self.chunks += 1
-        extra = _extra(chunk)
-        if _get(chunk, "object") == "error":
-            raise error_for_event({**extra, "object": "error"}, provider=self.label)
-        usage = read_usage(_get(chunk, "usage"))
+        get = _getter(chunk)
+        if get("object") == "error":
+            raise error_for_event({**_extra(chunk), "object": "error"}, provider=self.label)
+        raw_usage = get("usage")
+        usage = read_usage(raw_usage) if raw_usage is not None else None
         if usage is None:
-            usage = read_usage(_get(extra.get("x_groq"), "usage"))
+            groq = _extra(chunk).get("x_groq")
+            usage = read_usage(_get(groq, "usage")) if groq is not None else None
         if usage is not None:
             self.usage = usage
-        choices = _get(chunk, "choices")
+        choices = get("choices")
         if not choices or not isinstance(choices, list):
             return []
         events: list[StreamEvent] = []
         for choice in choices:
-            index = _get(choice, "index")
+            get_field = _getter(choice)
+            index = get_field("index")
             if self._index is None:
                 self._index = index
             elif index != self._index:
                 continue  # another choice (we ask for one; some servers number it 1)
-            self._read_delta(_get(choice, "delta"), events)
-            finish = _get(choice, "finish_reason")
-            if isinstance(finish, str) and finish:
+            delta = get_field("delta")
+            if delta:
+                self._read_delta(delta, events)
+            finish = get_field("finish_reason")
+            if finish and isinstance(finish, str):
                 self._finish_reason(finish, choice)
         return events
 
     def _read_delta(self, delta: Any, events: list[StreamEvent]) -> None:
-        if delta is None:
-            return
-        reasoning = _get(delta, "reasoning_content")
-        if not isinstance(reasoning, str) or not reasoning:
-            reasoning = _get(delta, "reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        get = _getter(delta)
+        reasoning = get("reasoning_content")
+        if not reasoning or not isinstance(reasoning, str):
+            reasoning = get("reasoning")
+        if reasoning and isinstance(reasoning, str):
             events.append(ReasoningDelta(reasoning))
-        content = _get(delta, "content")
+        content = get("content")
         if isinstance(content, str):
             if content:
                 events.extend(self._splitter.feed(content))
@@ -644,8 +716,8 @@ class ChunkReader:
                     events.extend(self._splitter.feed(event.text))
                 else:
                     events.append(event)
-        refusal = _get(delta, "refusal")
-        if isinstance(refusal, str) and refusal:
+        refusal = get("refusal")
+        if refusal and isinstance(refusal, str):
             self._refused = True
             events.extend(self._splitter.feed(refusal))
 
@@ -705,6 +777,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     label = "OpenAI-compatible"
     requires_api_key = False
     api_key_setting = ""
+    default_base_url = ""
     install_hint = "pip install openai"
     default_models = ()
     # Most compatible servers know only the older name.
@@ -721,12 +794,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def _sdk_api_key(self) -> str:
         return self.api_key or KEY_PLACEHOLDER
 
-    def _client(self) -> AsyncOpenAI:
+    def _client_config(self) -> ClientConfig:
         if not self.base_url:
             raise NotConfiguredError(
                 f"no base URL: set {self._setting_prefix}_BASE_URL", provider=self.label
             )
-        return super()._client()
+        return super()._client_config()
 
     def _accepts_temperature(self, model: str) -> bool:
         return True  # a compatible server's own business

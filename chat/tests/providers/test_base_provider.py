@@ -69,6 +69,7 @@ def test_options_from_kwargs_reject_unknown_option() -> None:
         (403, PermissionDeniedError),
         (404, ModelNotFoundError),
         (408, ProviderTimeoutError),
+        (504, ProviderTimeoutError),
         (429, RateLimitedError),
         (400, BadRequestError),
         (422, BadRequestError),
