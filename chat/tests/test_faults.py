@@ -49,6 +49,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from chat.models import Conversation, Message
+from chat.sse import parse_sse as read_sse
 from chat.tests.fakes import anthropic_fake, google_fake, mistral_fake, openai_fake
 from chat.tests.fakes.server import (
     Break,
@@ -199,12 +200,8 @@ async def client(user: User) -> AsyncClient:
 
 
 def parse_sse(body: bytes) -> list[tuple[str, Any]]:
-    events = []
-    for block in body.decode().split("\n\n"):
-        if block.strip() and not block.startswith(":"):
-            lines = dict(line.split(": ", 1) for line in block.splitlines())
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
+    """(event name, data) of a whole SSE body, read by the project's one reader."""
+    return [(event.event, event.data) for event in read_sse(body)]
 
 
 @dataclass
