@@ -453,7 +453,10 @@ async def reply_events(request: HttpRequest, pk: int) -> HttpResponseBase:
     reply = await sync_to_async(selectors.message_get_for_user)(user=user, pk=pk)
     if reply.role != Message.Role.ASSISTANT:
         raise Http404("No such reply")
-    after = _optional_id(request.headers.get("Last-Event-ID") or request.GET.get("after")) or 0
+    raw_after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    if not raw_after.isdigit():
+        raise Http404("Invalid event id")
+    after = int(raw_after)  # 0: from the start, with a snapshot
     return _event_stream(
         services.reply_follow(reply=reply, after=after, show_detail=bool(user.is_staff))
     )

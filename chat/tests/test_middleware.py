@@ -148,7 +148,7 @@ def test_a_sign_in_that_is_not_utf8_is_refused_before_it_counts(alice: User) -> 
 async def test_the_chat_page_gets_the_refusal_as_json(
     alice: User, conversation: Conversation, fake_provider: type
 ) -> None:
-    """chat.js sends X-Requested-With and shows ``error`` from a JSON body."""
+    """The page's script sends X-Requested-With and shows ``error`` from a JSON body."""
     client = AsyncClient()
     await client.aforce_login(alice)
     response = await client.post(

@@ -100,6 +100,7 @@ def app_server(
         FAKEAI_API_KEY="",
         FAKEAI_TIMEOUT="10",
         LLM_MAX_RETRIES="0",
+        CHAT_TITLE_MODEL="off",  # no extra question to the fake model after a first reply
         OPENAI_API_KEY="",
         ANTHROPIC_API_KEY="",
         GOOGLE_API_KEY="",

@@ -325,6 +325,7 @@ def test_rename_search_by_message_text_and_delete_a_conversation(page: Page) -> 
     choose_model(page, FAKE_1)
     wait_until_done(send(page, "Bake some bread"))
     page.get_by_role("link", name="New chat").click()
+    wait_for_chat(page)
     choose_model(page, FAKE_1)
     wait_until_done(send(page, "Plan a trip"))
     wait_until_done(send(page, "Include the zebra museum."))

@@ -1,0 +1,528 @@
+// The chat page: one conversation (or a new chat), its thread and composer. Asks for
+// replies (send, Retry, Continue, Regenerate, Edit), follows the replies being written
+// (each a ReplyStream; after a reload too), Stop, the queue of messages sent meanwhile,
+// and the focus rules:
+//   - after Stop, the message box;
+//   - after Regenerate, Stop while the reply is written, then the message box;
+//   - cancelling an edit, that message's Edit button.
+
+import { Composer, MessageQueue } from "./composer.js";
+import { copyCode, copyMessage } from "./copy.js";
+import { initDialogs } from "./dialogs.js";
+import { errorText, i18n, postForm, textDirection, urlFor } from "./dom.js";
+import { loadMarkdown } from "./markdown-live.js";
+import {
+  addCodeCopyButtons,
+  addReply,
+  addUserMessage,
+  collapseLong,
+  replySource,
+  resetReply,
+  setReplyActions,
+  setReplyError,
+  setReplyModel,
+  setReplyNotice,
+  setReplyStatus,
+  toggleLength,
+} from "./messages.js";
+import { notify } from "./notices.js";
+import { ReplyStream } from "./reply-stream.js";
+import { showSearchHit } from "./search-hit.js";
+import { Sidebar } from "./sidebar.js";
+
+const NEAR_BOTTOM_PX = 120;
+
+export class ChatPage {
+  /** @param {HTMLElement} app the #app element, whose data attributes hold the URLs */
+  constructor(app) {
+    this.app = app;
+    this.urls = app.dataset;
+    this.thread = document.getElementById("thread");
+    this.threadInner = document.getElementById("thread-inner");
+    this.titleEl = document.getElementById("conversation-title");
+    this.conversationId = this.urls.conversationId || "";
+    this.replyUrl = this.urls.replyUrl || "";
+    this.pendingSettings = null; // settings chosen on a new chat, sent with its first message
+    this.pending = new Set(); // streams asked for, not accepted yet
+    this.streams = new Set(); // streams being written
+    this.seenPending = false; // a reply finished while the page was hidden
+
+    this.composer = new Composer({ onSend: () => this.send() });
+    this.queue = new MessageQueue(this.threadInner);
+    this.sidebar = new Sidebar({
+      urls: this.urls,
+      currentId: () => this.conversationId,
+      onCurrentTitle: (title) => this.setTitle(title),
+    });
+    initDialogs({
+      urls: this.urls,
+      sidebar: this.sidebar,
+      onRenamed: (id, title) => {
+        this.sidebar.setTitle(id, title);
+        if (id === this.conversationId) this.setTitle(title);
+      },
+      isNewChat: () => !this.replyUrl,
+      onPendingSettings: (fields) => this.setPendingSettings(fields),
+    });
+
+    this.composer.stopButton.addEventListener("click", () => this.stop());
+    this.thread.addEventListener("click", (event) => this.onThreadClick(event));
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && this.seenPending) this.markSeen();
+    });
+    // Messages still queued when the page goes away (reload, another page) come back in
+    // the message box next time: never sent behind the person's back, never lost.
+    window.addEventListener("pagehide", () => {
+      const texts = this.queue.items.map((item) => item.text);
+      try {
+        if (texts.length) sessionStorage.setItem(this.queueKey(), JSON.stringify(texts));
+      } catch {
+        // storage full or disabled: nothing more to do
+      }
+    });
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) this.restoreQueued(false); // back as it was: the queue is still here
+    });
+    loadMarkdown().then((available) => {
+      // Replies that began before the renderer was there: render them as Markdown now.
+      if (available) for (const stream of this.streams) if (stream.text) stream.live.set(stream.text);
+    });
+  }
+
+  /** Bind everything, follow the replies still being written, then say so (data-ready). */
+  start() {
+    addCodeCopyButtons(this.threadInner);
+    collapseLong(this.threadInner);
+    this.refreshLastActions();
+    const streaming = [...this.threadInner.querySelectorAll("article.msg-reply[data-status=streaming]")];
+    for (const article of streaming) this.follow(article);
+    this.restoreQueued();
+    this.scrollToBottom(true);
+    showSearchHit(this.threadInner);
+    if (!streaming.length && window.matchMedia("(min-width: 800px)").matches) this.composer.focus();
+    this.app.dataset.ready = "true"; // every handler is bound (tests wait for this)
+  }
+
+  get busy() {
+    return this.pending.size > 0 || this.streams.size > 0;
+  }
+
+  // -- Thread ------------------------------------------------------------------------------
+
+  nearBottom() {
+    const thread = this.thread;
+    return thread.scrollHeight - thread.scrollTop - thread.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom(force = false) {
+    if (force || this.nearBottom()) this.thread.scrollTop = this.thread.scrollHeight;
+  }
+
+  /** Run `render` (a change of the thread), staying at the bottom if the reader was there. */
+  keepScrolled(render) {
+    const near = this.nearBottom();
+    render();
+    if (near) this.scrollToBottom(true);
+  }
+
+  /** Put `nodes` at the end of the thread, before the messages still queued. */
+  placeBeforeQueue(...nodes) {
+    const firstQueued = this.queue.items[0]?.article;
+    if (firstQueued) firstQueued.before(...nodes);
+    else this.threadInner.append(...nodes);
+  }
+
+  refreshLastActions() {
+    // Regenerate on the last reply, Edit on the last user message, never while busy.
+    for (const button of this.threadInner.querySelectorAll("[data-action=regenerate], [data-action=edit]")) {
+      button.hidden = true;
+    }
+    // Only the latest messages can be regenerated or edited: not on a page of older ones.
+    if (this.busy || this.app.dataset.viewingEarlier === "true") return;
+    const articles = this.threadInner.querySelectorAll("article.msg:not(.is-queued)");
+    const last = articles[articles.length - 1];
+    if (last?.dataset.role === "assistant") last.querySelector("[data-action=regenerate]").hidden = false;
+    const users = this.threadInner.querySelectorAll("article.msg-user:not(.is-queued)");
+    const lastUser = users[users.length - 1];
+    if (lastUser && !lastUser.querySelector(".edit-form")) lastUser.querySelector("[data-action=edit]").hidden = false;
+  }
+
+  refreshBusy() {
+    this.composer.setBusy(this.busy);
+    this.refreshLastActions();
+  }
+
+  setTitle(title) {
+    if (!title) return;
+    this.titleEl.textContent = title;
+    document.title = `${title} · ${this.urls.siteTitle}`;
+  }
+
+  setPendingSettings(fields) {
+    this.pendingSettings = fields;
+    let note = document.getElementById("settings-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "settings-note";
+      note.className = "composer-note";
+      this.composer.form.prepend(note);
+    }
+    note.textContent = i18n.settingsPending;
+  }
+
+  // -- Replies -----------------------------------------------------------------------------
+
+  newStream(article = null) {
+    return new ReplyStream({
+      urls: { eventsUrl: this.urls.eventsUrl || "", messageUrl: this.urls.messageUrl, stopUrl: this.urls.stopUrl },
+      article,
+      lostText: i18n.streamLost,
+      hooks: {
+        start: (stream, data) => this.onStart(stream, data),
+        update: (render) => this.keepScrolled(render),
+        finish: (stream) => this.onFinish(stream),
+      },
+    });
+  }
+
+  /** Follow a reply the page was rendered with while it was being written. */
+  follow(article) {
+    if (!article.dataset.messageId) return;
+    const stream = this.newStream(article);
+    this.streams.add(stream);
+    this.refreshBusy();
+    if (this.conversationId) this.sidebar.replyStarted(this.conversationId);
+    stream.attach(0);
+  }
+
+  onStart(stream, data) {
+    const user = stream.article.previousElementSibling;
+    if (user?.dataset.role === "user" && data.user_message_id) user.dataset.messageId = data.user_message_id;
+    this.setTitle(data.title);
+    this.sidebar.upsert(this.conversationId, data.title);
+    this.sidebar.replyStarted(this.conversationId);
+  }
+
+  onFinish(stream) {
+    this.streams.delete(stream);
+    this.pending.delete(stream);
+    this.refreshBusy();
+    if (this.conversationId) {
+      this.sidebar.replyEnded(this.conversationId);
+      this.markSeen();
+    }
+    if (!this.busy && this.queue.size) setTimeout(() => this.sendQueued(), 0);
+  }
+
+  /** Tell the server the person saw the reply that finished here (when the page is shown). */
+  markSeen() {
+    if (!this.urls.seenUrl || !this.conversationId) return;
+    if (document.hidden) {
+      this.seenPending = true;
+      return;
+    }
+    this.seenPending = false;
+    postForm(urlFor(this.urls.seenUrl, this.conversationId)).catch(() => {});
+  }
+
+  adoptConversation(response) {
+    // The first message of a new chat created the conversation (and nothing was created
+    // before the server accepted the message): take its address.
+    const id = response.headers.get("X-Conversation-Id");
+    if (!id) return;
+    this.conversationId = id;
+    this.replyUrl = response.headers.get("X-Reply-Url");
+    this.app.dataset.conversationId = id;
+    history.replaceState(null, "", response.headers.get("X-Conversation-Url"));
+    document.getElementById("settings-form").action = urlFor(this.urls.settingsUrl, id);
+    this.pendingSettings = null;
+    document.getElementById("settings-note")?.remove();
+  }
+
+  async showRefusal(response) {
+    // The server refused the request; nothing was saved. A conversation deleted in
+    // another tab gets a way out, and leaves the sidebar.
+    let data = null;
+    try {
+      data = await response.clone().json();
+    } catch {
+      data = null;
+    }
+    if (data?.gone) {
+      this.composer.showError(data.error);
+      const link = document.createElement("a");
+      link.href = this.urls.indexUrl || "/";
+      link.textContent = i18n.goneLink;
+      this.composer.error.append(" ", link);
+      this.sidebar.remove(this.conversationId);
+      return;
+    }
+    this.composer.showError(await errorText(response));
+  }
+
+  /**
+   * Ask for a reply and follow it to its end. `before(choice)` runs once the server
+   * accepted the request (2xx) and returns {article, text?}: the reply's article and the
+   * text it already holds; until then nothing typed is lost. Resolves true when the
+   * request was accepted, false when it was refused or never reached the server.
+   */
+  async requestReply(fields, before) {
+    const choice = this.composer.selectedModel();
+    if (!choice) {
+      this.composer.showError(i18n.noModel);
+      return false;
+    }
+    this.composer.showError("");
+    const stream = this.newStream();
+    this.pending.add(stream);
+    this.refreshBusy();
+    const url = this.replyUrl || this.urls.newReplyUrl;
+    const extra = this.replyUrl ? {} : (this.pendingSettings ?? {});
+    let result;
+    try {
+      result = await stream.start(url, { ...extra, ...fields, ...choice }, (response) => {
+        this.pending.delete(stream);
+        this.streams.add(stream);
+        this.adoptConversation(response);
+        const { article, text = "" } = before(choice);
+        setReplyNotice(article, "");
+        setReplyError(article, "");
+        setReplyActions(article);
+        this.refreshBusy();
+        this.scrollToBottom(true);
+        return { article, text };
+      });
+    } finally {
+      if (this.pending.delete(stream)) this.refreshBusy();
+    }
+    if (result.refused) {
+      await this.showRefusal(result.refused);
+      return false;
+    }
+    if (result.failed) {
+      this.composer.showError(i18n.networkError);
+      return false;
+    }
+    return true;
+  }
+
+  stop() {
+    const streams = [...this.pending, ...this.streams];
+    if (!streams.length) return;
+    this.composer.stopButton.disabled = true;
+    for (const stream of streams) stream.stop();
+    this.composer.focus();
+  }
+
+  send() {
+    const text = this.composer.text();
+    if (!text) {
+      this.composer.focus();
+      return;
+    }
+    if (this.busy) {
+      // Sent when the reply being written ends; the page says so, with a way to cancel.
+      this.queue.add(text);
+      this.composer.clear();
+      this.scrollToBottom(true);
+      return;
+    }
+    this.requestReply({ action: "send", content: text }, (choice) => {
+      this.composer.clear(text);
+      const user = addUserMessage(this.threadInner, text);
+      const reply = addReply(this.threadInner, choice.provider, choice.model);
+      this.placeBeforeQueue(user, reply);
+      collapseLong(this.threadInner);
+      return { article: reply };
+    });
+  }
+
+  async sendQueued() {
+    if (this.busy || !this.queue.size) return;
+    const item = this.queue.next();
+    const accepted = await this.requestReply({ action: "send", content: item.text }, (choice) => {
+      const reply = addReply(this.threadInner, choice.provider, choice.model);
+      item.article.after(reply);
+      collapseLong(this.threadInner);
+      notify(i18n.queuedSent);
+      return { article: reply };
+    });
+    if (!accepted) {
+      // Refused (or the server is out of reach): every queued text goes back in the box.
+      item.article.remove();
+      for (const text of [item.text, ...this.queue.clear()].reverse()) this.composer.restore(text);
+      this.refreshLastActions();
+    }
+  }
+
+  retry(article) {
+    // Answer again the question of a failed reply, in its place (any failed reply).
+    if (this.busy || !article.dataset.messageId) return;
+    this.requestReply({ action: "retry", reply_id: article.dataset.messageId }, (choice) => {
+      resetReply(article, choice.provider, choice.model);
+      return { article };
+    });
+  }
+
+  continueReply(article) {
+    // Ask the model to go on with a reply cut by the token limit: the new text is
+    // appended to the same reply.
+    if (this.busy || !article.dataset.messageId) return;
+    const text = replySource(article);
+    this.requestReply({ action: "continue", reply_id: article.dataset.messageId }, (choice) => {
+      setReplyModel(article, choice.provider, choice.model);
+      setReplyStatus(article, "streaming");
+      return { article, text };
+    });
+  }
+
+  regenerate(article) {
+    if (this.busy) return;
+    this.requestReply({ action: "regenerate", content: "" }, (choice) => {
+      article.remove();
+      const reply = addReply(this.threadInner, choice.provider, choice.model);
+      this.placeBeforeQueue(reply);
+      return { article: reply };
+    });
+    // Its button is gone with the old reply: Stop has the focus while the new one is
+    // written, then the message box (Composer.setBusy).
+    if (this.busy) this.composer.stopButton.focus();
+  }
+
+  startEdit(userArticle) {
+    if (this.busy || userArticle.querySelector(".edit-form")) return;
+    const content = userArticle.querySelector("[data-content]");
+    const form = document.createElement("form");
+    form.className = "edit-form";
+    const label = document.createElement("label");
+    label.className = "visually-hidden";
+    label.htmlFor = "edit-input";
+    label.textContent = i18n.editLabel;
+    const textarea = document.createElement("textarea");
+    textarea.id = "edit-input";
+    textarea.value = content.textContent;
+    textarea.rows = Math.min(10, Math.max(2, textarea.value.split("\n").length));
+    const buttons = document.createElement("div");
+    buttons.className = "edit-actions";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "button";
+    cancel.textContent = i18n.cancel;
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.className = "button button-primary";
+    save.textContent = i18n.saveSend;
+    buttons.append(cancel, save);
+    form.append(label, textarea, buttons);
+    userArticle.classList.add("is-editing");
+    content.hidden = true;
+    content.after(form);
+    this.refreshLastActions();
+    textarea.focus();
+
+    const close = () => {
+      form.remove();
+      content.hidden = false;
+      userArticle.classList.remove("is-editing");
+      this.refreshLastActions();
+    };
+    const cancelEdit = () => {
+      close();
+      userArticle.querySelector("[data-action=edit]")?.focus();
+    };
+    cancel.addEventListener("click", cancelEdit);
+    textarea.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        cancelEdit();
+      }
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = textarea.value.trim();
+      if (!text || this.busy) return;
+      this.requestReply({ action: "edit", content: text }, (choice) => {
+        close();
+        content.textContent = text;
+        content.dir = textDirection(text);
+        while (userArticle.nextElementSibling && !userArticle.nextElementSibling.classList.contains("is-queued")) {
+          userArticle.nextElementSibling.remove();
+        }
+        const reply = addReply(this.threadInner, choice.provider, choice.model);
+        userArticle.after(reply);
+        return { article: reply };
+      });
+    });
+  }
+
+  // -- Clicks in the thread ----------------------------------------------------------------
+
+  onThreadClick(event) {
+    const earlier = event.target.closest("a[data-load-earlier]");
+    if (earlier) {
+      event.preventDefault();
+      if (earlier.getAttribute("aria-disabled") !== "true") this.loadEarlier(earlier);
+      return;
+    }
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const article = button.closest("article.msg");
+    const action = button.dataset.action;
+    if (action === "copy") copyMessage(button);
+    else if (action === "copy-code") copyCode(button);
+    else if (action === "toggle-length") toggleLength(button);
+    else if (action === "retry") this.retry(article);
+    else if (action === "continue") this.continueReply(article);
+    else if (action === "regenerate") this.regenerate(article);
+    else if (action === "edit") this.startEdit(article);
+    else if (action === "cancel-queued") this.cancelQueued(article);
+  }
+
+  queueKey() {
+    return `chat-queued:${this.conversationId || "new"}`;
+  }
+
+  /** Put the texts queued when the page last went away back in the box (`use` false: drop them). */
+  restoreQueued(use = true) {
+    let texts = [];
+    try {
+      texts = JSON.parse(sessionStorage.getItem(this.queueKey()) || "[]");
+      sessionStorage.removeItem(this.queueKey());
+    } catch {
+      texts = [];
+    }
+    if (!use || !Array.isArray(texts)) return;
+    for (const text of texts.reverse()) if (typeof text === "string") this.composer.restore(text);
+  }
+
+  cancelQueued(article) {
+    // Not sent after all: the text goes back in the message box, nothing typed is lost.
+    const text = this.queue.cancel(article);
+    if (text) this.composer.restore(text);
+    this.composer.focus();
+  }
+
+  async loadEarlier(link) {
+    // Older messages arrive as server-rendered HTML and go above the first one, keeping
+    // the reader's place; the fragment brings its own link to the page above.
+    link.setAttribute("aria-disabled", "true");
+    try {
+      const response = await fetch(link.dataset.fragmentUrl, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(String(response.status));
+      const fragment = document.createRange().createContextualFragment(await response.text());
+      const height = this.thread.scrollHeight;
+      link.replaceWith(fragment);
+      this.thread.scrollTop += this.thread.scrollHeight - height;
+      addCodeCopyButtons(this.threadInner);
+      collapseLong(this.threadInner);
+      this.refreshLastActions();
+    } catch {
+      link.removeAttribute("aria-disabled");
+      window.location.href = link.href;
+    }
+  }
+}

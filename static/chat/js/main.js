@@ -1,0 +1,25 @@
+// The page's script, on every page (base.html): flash messages everywhere, and the chat
+// page where there is one. Small ES modules, no build step: see chat-page.js for the
+// chat page, reply-stream.js for one reply being written, markdown-live.js for the
+// Markdown rendered as it arrives.
+
+// Every module of the page named here, so that the browser fetches them all at once
+// instead of discovering them one import level at a time (the page is ready sooner).
+import "./dom.js";
+import "./sse.js";
+import "./notices.js";
+import "./messages.js";
+import "./markdown-live.js";
+import "./reply-stream.js";
+import "./composer.js";
+import "./copy.js";
+import "./sidebar.js";
+import "./dialogs.js";
+import "./search-hit.js";
+import { ChatPage } from "./chat-page.js";
+import { initFlash } from "./notices.js";
+
+initFlash();
+
+const app = document.getElementById("app");
+if (app) new ChatPage(app).start();
