@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat.sse import aiter_sse
 from chat.tests.live import free_port
 from chat.tests.live import wait_for_port as _wait_for_port
 
-from .fakeserver import MODELS
+from .fakeserver import MODELS, count_deltas
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -67,7 +68,40 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load_average() -> tuple[float, float, float]:
+    """The machine's 1-, 5- and 15-minute load averages."""
     return os.getloadavg()
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (all cores, every process:
+    user, nice, system, irq, softirq and steal from /proc/stat), in seconds."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWindow:
+    """CPU seconds used over a window by named processes (``{"app": pid, ...}``), by
+    this process (``client``), and by everything else on the machine (``others``: the
+    machine's busy time less ours), with the load average at both ends."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {**pids, "client": os.getpid()}
+        self.load_before = load_average()[0]
+        self.started = time.perf_counter()
+        self._machine = machine_busy_seconds()
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def close(self) -> dict[str, float]:
+        """Seconds of wall time (``wall_s``), CPU seconds per name (``<name>_cpu_s``,
+        ``others_cpu_s``), and ``load_before`` / ``load_after``."""
+        wall = time.perf_counter() - self.started
+        out = {f"{n}_cpu_s": cpu_seconds(pid) - self._cpu[n] for n, pid in self.pids.items()}
+        ours = sum(out.values())
+        out["others_cpu_s"] = max(0.0, machine_busy_seconds() - self._machine - ours)
+        out.update(wall_s=wall, load_before=self.load_before, load_after=load_average()[0])
+        return out
 
 
 def uvicorn_stack() -> str:
@@ -79,8 +113,9 @@ def uvicorn_stack() -> str:
     return f"{loop} + {http}"
 
 
-def machine_info() -> dict[str, Any]:
-    """Cores, memory, Python, SQLite, PostgreSQL: the facts BENCHMARKS.md starts with."""
+def machine_info(postgres: bool = True) -> dict[str, Any]:
+    """Cores, memory, Python, SQLite, PostgreSQL (asked only when ``postgres``): the
+    facts BENCHMARKS.md starts with."""
     import platform
     import sqlite3
 
@@ -99,6 +134,8 @@ def machine_info() -> dict[str, Any]:
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
+    if not postgres:
+        return info
     with contextlib.suppress(Exception):
         import psycopg
 
@@ -471,36 +508,51 @@ def workdir_for(name: str) -> Path:
 
 @dataclass
 class StreamResult:
-    """What one reply looked like from the client."""
+    """What one reply looked like from the client. Times are seconds from sending the
+    request. Text is counted by what arrived, not by events: the app may coalesce
+    several upstream deltas into one ``delta`` event when the client is behind."""
 
     status: int = 0
-    first_byte: float | None = None  # seconds from sending the request to the start event
-    ttft: float | None = None  # seconds from sending the request to the first delta
-    total: float | None = None  # seconds from sending the request to the done event
-    text: str = ""
-    deltas: int = 0
+    first_byte: float | None = None  # to the start event
+    ttft: float | None = None  # to the first delta
+    total: float | None = None  # to the done (or error) event
+    text: str = ""  # the whole reply, when kept
+    deltas: int = 0  # delta events (SSE events or SDK chunks with text)
+    tokens: int = 0  # upstream deltas the text holds (fakeserver.count_deltas)
+    gaps: list[float] = field(default_factory=list)  # between two delta arrivals
     message_id: int | None = None
     user_message_id: int | None = None
     final_status: str = ""  # status in the done event: complete, stopped
     error: str = ""
-    max_gap: float = 0.0  # longest wait between two reads of the stream, in seconds
-    heartbeats: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.error and self.final_status == "complete"
 
+    @property
+    def max_gap(self) -> float:
+        """The longest wait between two deltas of this reply, in seconds."""
+        return max(self.gaps, default=0.0)
 
-def _parse_event(block: bytes) -> tuple[str, Any]:
-    event, data = "message", None
-    for line in block.split(b"\n"):
-        if line.startswith(b"event: "):
-            event = line[7:].decode()
-        elif line.startswith(b"data: "):
-            data = json.loads(line[6:])
-        elif line.startswith(b":"):
-            return "comment", None
-    return event, data
+
+class DeltaClock:
+    """Times the deltas of one reply as the client reads them: TTFT, the gaps between
+    two deltas, and the upstream deltas counted by text."""
+
+    def __init__(self, result: StreamResult, started: float) -> None:
+        self.result = result
+        self.started = started
+        self.last: float | None = None
+
+    def delta(self, text: str, now: float) -> None:
+        result = self.result
+        if self.last is None:
+            result.ttft = now - self.started
+        else:
+            result.gaps.append(now - self.last)
+        self.last = now
+        result.deltas += 1
+        result.tokens += count_deltas(text)
 
 
 @dataclass
@@ -588,36 +640,26 @@ class BenchUser:
                     body = await response.aread()
                     result.error = f"HTTP {response.status_code}: {body[:200]!r}"
                     return result
-                buffer = b""
-                last_read = time.perf_counter()
-                async for data in response.aiter_raw():
+                clock = DeltaClock(result, started)
+                async for sse in aiter_sse(response.aiter_raw()):
                     now = time.perf_counter()
-                    result.max_gap = max(result.max_gap, now - last_read)
-                    last_read = now
-                    buffer += data
-                    while b"\n\n" in buffer:
-                        block, buffer = buffer.split(b"\n\n", 1)
-                        event, payload = _parse_event(block)
-                        if event == "delta":
-                            if result.ttft is None:
-                                result.ttft = now - started
-                            result.deltas += 1
-                            if keep_text:
-                                parts.append(payload["text"])
-                        elif event == "start":
-                            result.first_byte = now - started
-                            result.message_id = payload["message_id"]
-                            result.user_message_id = payload["user_message_id"]
-                            if on_start is not None:
-                                on_start()
-                        elif event == "done":
-                            result.final_status = payload["status"]
-                            result.total = now - started
-                        elif event == "error":
-                            result.error = f"error event: {payload.get('message')}"
-                            result.total = now - started
-                        elif event == "comment":
-                            result.heartbeats += 1
+                    payload = sse.data
+                    if sse.event == "delta":
+                        clock.delta(payload["text"], now)
+                        if keep_text:
+                            parts.append(payload["text"])
+                    elif sse.event == "start":
+                        result.first_byte = now - started
+                        result.message_id = payload["message_id"]
+                        result.user_message_id = payload["user_message_id"]
+                        if on_start is not None:
+                            on_start()
+                    elif sse.event == "done":
+                        result.final_status = payload["status"]
+                        result.total = now - started
+                    elif sse.event == "error":
+                        result.error = f"error event: {payload.get('message')}"
+                        result.total = now - started
         except Exception as e:  # counted as an error of this stream
             result.error = f"{type(e).__name__}: {e}"
         result.text = "".join(parts)

@@ -54,6 +54,17 @@ def reply_deltas(chunks: int) -> list[str]:
     return [WORDS[i % len(WORDS)] for i in range(chunks)]
 
 
+# Every word ends with exactly one space or newline and holds no other: a text made of
+# whole deltas holds as many deltas as it has spaces and newlines (count_deltas).
+assert all(w.count(" ") + w.count("\n") == 1 and w[-1] in " \n" for w in WORDS)
+
+
+def count_deltas(text: str) -> int:
+    """How many of the upstream's text deltas ``text`` holds: a relay may send several
+    deltas as one event, so tokens are counted in the text, not by events."""
+    return text.count(" ") + text.count("\n")
+
+
 def expected_reply(model: str) -> str:
     """The whole reply text the app should save for ``model``."""
     return "".join(reply_deltas(model_shape(model)[0]))
