@@ -20,8 +20,10 @@ list append.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -94,6 +96,20 @@ _WIRE_CLASSES = {name: cls for cls, name in _WIRE_NAMES.items()}
 TERMINAL = (RunFinished, RunFailed, RunStopped)
 
 
+class _Throttled:
+    """Log a failure at most once a minute (Redis down must not flood the log)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.last = -1e9
+
+    def warn(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= 60:
+            self.last = now
+            logger.warning(self.message, exc_info=True)
+
+
 class RedisBroker:
     """Publishes this process's run events to Redis Streams, follows other workers'
     runs, and carries Stop requests between workers. One per event loop."""
@@ -104,6 +120,8 @@ class RedisBroker:
         self.redis = redis.from_url(url)
         self._pending: dict[int, list[tuple[int, Any]]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._publish_failed = _Throttled("publishing run events to Redis failed")
+        self._listen_failed = _Throttled("listening for Stop requests in Redis failed")
 
     # --- publishing --------------------------------------------------------------------
 
@@ -130,13 +148,18 @@ class RedisBroker:
             try:
                 await pipe.execute()
             except Exception:
-                logger.warning("publishing run events to Redis failed", exc_info=True)
+                self._publish_failed.warn()
 
     # --- following ---------------------------------------------------------------------
 
     async def has_run(self, reply_id: int) -> bool:
-        """True when some worker has published events of this reply's run."""
-        return bool(await self.redis.exists(stream_key(reply_id)))
+        """True when some worker has published events of this reply's run (False when
+        Redis does not answer: the follower then reads the database)."""
+        try:
+            return bool(await self.redis.exists(stream_key(reply_id)))
+        except Exception:
+            logger.warning("Redis does not answer: following reply %s from the database", reply_id)
+            return False
 
     async def follow(
         self, reply_id: int, after: int, *, block_ms: int = 1000
@@ -168,8 +191,12 @@ class RedisBroker:
     # --- stop --------------------------------------------------------------------------
 
     async def request_stop(self, reply_id: int) -> None:
-        """Tell every worker to stop the run of ``reply_id``."""
-        await self.redis.publish(STOP_CHANNEL, str(reply_id))
+        """Tell every worker to stop the run of ``reply_id`` (a Redis failure is logged:
+        the caller then closes the reply itself after its grace period)."""
+        try:
+            await self.redis.publish(STOP_CHANNEL, str(reply_id))
+        except Exception:
+            logger.warning("Redis does not answer: Stop of reply %s not sent", reply_id)
 
     async def listen_for_stops(self, on_stop: Callable[[int], None]) -> None:
         """Call ``on_stop(reply_id)`` for each Stop any worker asks for (runs until
@@ -187,10 +214,11 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("listening for Stop requests in Redis failed", exc_info=True)
+                self._listen_failed.warn()
                 await asyncio.sleep(1.0)
             finally:
-                await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def close(self) -> None:
         """Write what is queued, then close the connections."""
