@@ -396,6 +396,9 @@ def app_env(db: BenchDatabase, upstream_url: str, **extra: str) -> dict[str, str
         BENCH_TIMEOUT="60",
         CHAT_DEFAULT_PROVIDER=BENCH_PROVIDER,
         CHAT_RATE_LIMIT_MESSAGES="0",
+        # A title written by a model is one more upstream request per new conversation,
+        # which the direct SDK side does not make: off, so both do the same work.
+        CHAT_TITLE_MODEL="off",
         LLM_MAX_RETRIES="0",
         OPENAI_API_KEY="",
         ANTHROPIC_API_KEY="",

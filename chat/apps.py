@@ -7,6 +7,11 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
+        from django.core.checks import Tags, register
+
+        from chat_ai.middleware import check_security_middleware
+
+        register(check_security_middleware, Tags.security, deploy=True)
 
         # The search function SQLite's triggers call must exist on every connection,
         # whatever else imports chat.search (see chat/search.py).

@@ -351,7 +351,7 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             return checked_prepare()
         finally:
             # Give the connection back before streaming: a reply may take minutes.
-            connection.close()
+            services.connection_release()
 
     def checked_prepare() -> services.PreparedReply | JsonResponse:
         conversation = None

@@ -91,20 +91,25 @@ INSTALLED_APPS = [
     "siteconfig",
 ]
 
+# Django's middleware checks look for its class paths; chat_ai.middleware has the same
+# check for the subclasses installed here (check_security_middleware).
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
+
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    # chat_ai.middleware: Django's own, run in the event loop under ASGI (see there).
+    "chat_ai.middleware.SecurityMiddleware",
     "chat.middleware.SecurityHeadersMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "chat_ai.middleware.WhiteNoiseMiddleware",
     # Before anything reads request.POST (CSRF, the views): a form body that is not UTF-8
     # is refused with 400, never decoded into replacement characters.
     "chat.middleware.Utf8FormBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "chat_ai.middleware.LocaleMiddleware",
+    "chat_ai.middleware.CommonMiddleware",
+    "chat_ai.middleware.CsrfViewMiddleware",
+    "chat_ai.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chat_ai.middleware.XFrameOptionsMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into the 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -148,6 +153,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH") or str(BASE_DIR / "db.sqlite3"),
+            # Each worker thread keeps its SQLite connection (a file handle: opening one
+            # runs the PRAGMAs below and registers the search function, about 1 ms).
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 # Wait for a lock instead of failing at once; IMMEDIATE avoids the
                 # read-then-upgrade deadlock between two writers.

@@ -28,6 +28,7 @@ from .hub import STOP_GRACE_SECONDS, ShuttingDown, get_hub, reply_stop
 from .menu import ProviderChoice, model_default_for, provider_menu
 from .persistence import (
     SAVE_RETRY_DELAYS,
+    connection_release,
     db_step,
     outcome_of,
     save_checkpoints,
@@ -61,6 +62,7 @@ __all__ = [
     "RunStarted",
     "RunStopped",
     "ShuttingDown",
+    "connection_release",
     "conversation_create",
     "conversation_delete",
     "conversation_mark_seen",

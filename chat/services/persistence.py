@@ -29,16 +29,26 @@ R = TypeVar("R")
 SAVE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
+def connection_release() -> None:
+    """Give this thread's database connection back after a short step: to psycopg's
+    pool on PostgreSQL, so no connection is held while a stream waits on its upstream.
+    A SQLite connection is a file handle, not a server's slot: the thread keeps it
+    (opening one costs about a millisecond, closing it another), unless it broke."""
+    if connection.vendor == "sqlite":
+        connection.close_if_unusable_or_obsolete()
+    else:
+        connection.close()
+
+
 def db_step(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """Run one short piece of database work in a worker thread and give the connection
-    back at once (to psycopg's pool, or closed for SQLite), so no connection is held
-    while a stream waits on its upstream."""
+    """Run one short piece of database work in a worker thread, then release the
+    connection (``connection_release``)."""
 
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         finally:
-            connection.close()
+            connection_release()
 
     return sync_to_async(run, thread_sensitive=False)
 
