@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection
 from django.http import (
@@ -320,16 +321,19 @@ def conversation_settings(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("chat:conversation", pk=conversation.pk)
 
 
+# The two reply views check the sign-in themselves, in the one worker thread that also
+# prepares the reply (see _reply): login_required would read the session and the user in
+# two more trips to Django's single sync thread before the first token.
+
+
 @require_POST
-@login_required
 async def reply(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Stream a reply as Server-Sent Events: start, delta/reasoning..., then done or
-    error (see ``services.reply_stream``)."""
+    error (see ``services.chat_stream``). Signed-in people only."""
     return await _reply(request, pk)
 
 
 @require_POST
-@login_required
 async def reply_new(request: HttpRequest) -> HttpResponseBase:
     """The first message of a new chat: the conversation is created with the message,
     and only when the message is accepted (a refused one leaves nothing behind)."""
@@ -337,23 +341,25 @@ async def reply_new(request: HttpRequest) -> HttpResponseBase:
 
 
 async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
-    user = await request.auser()
-    form = ReplyForm(request.POST)
-    if not form.is_valid():
-        return JsonResponse({"error": _form_error_text(form)}, status=400)
     hub = services.get_hub()
     hub.start()
-    if not hub.accepting:
-        return _shutting_down()
 
-    def prepare() -> services.PreparedReply | JsonResponse:
+    def prepare() -> services.PreparedReply | HttpResponseBase:
         try:
             return checked_prepare()
         finally:
             # Give the connection back before streaming: a reply may take minutes.
             services.connection_release()
 
-    def checked_prepare() -> services.PreparedReply | JsonResponse:
+    def checked_prepare() -> services.PreparedReply | HttpResponseBase:
+        user = request.user  # the session and the user are read here, in this thread
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        form = ReplyForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse({"error": _form_error_text(form)}, status=400)
+        if not hub.accepting:
+            return _shutting_down()
         conversation = None
         if pk is not None:
             try:
@@ -392,7 +398,8 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         )
 
     try:
-        prepared = await sync_to_async(prepare)()
+        # Any worker thread, not Django's one sync thread: concurrent sends do not queue.
+        prepared = await sync_to_async(prepare, thread_sensitive=False)()
     except ValidationError as e:
         return JsonResponse({"error": _error_text(e)}, status=400)
     except OperationalError:
@@ -404,7 +411,7 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         )
         busy["Retry-After"] = "2"
         return busy
-    if isinstance(prepared, JsonResponse):
+    if isinstance(prepared, HttpResponseBase):
         return prepared
     try:
         run = hub.start_run(prepared)
