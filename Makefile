@@ -65,7 +65,7 @@ test: install-dev
 		echo "== PostgreSQL not reachable: skipped the PostgreSQL pass"; \
 	fi
 
-# The benchmark suite (about 15 minutes; results in a temporary folder, see BENCHMARKS.md)
+# The benchmark suite (about 25 minutes; results in a temporary folder, see BENCHMARKS.md)
 # and the load test (200 users for about a minute). BENCH_ARGS / LOADTEST_ARGS pass
 # options, e.g. make bench BENCH_ARGS="--quick", make loadtest LOADTEST_ARGS="--db postgres".
 bench: install-dev
