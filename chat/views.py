@@ -461,8 +461,8 @@ async def reply_events(request: HttpRequest, pk: int) -> HttpResponseBase:
     if reply.role != Message.Role.ASSISTANT:
         raise Http404("No such reply")
     raw_after = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    if not raw_after.isdigit():
-        raise Http404("Invalid event id")
+    if not raw_after.isdigit() or len(raw_after) > 12:
+        return JsonResponse({"error": _("The event id must be a whole number.")}, status=400)
     after = int(raw_after)  # 0: from the start, with a snapshot
     return _event_stream(
         services.reply_follow(reply=reply, after=after, show_detail=bool(user.is_staff))

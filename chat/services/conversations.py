@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -83,15 +85,37 @@ def conversation_update_settings(
     return conversation
 
 
-def title_from_text(text: str) -> str:
-    """A short title from the first message: its first line, cut at a word boundary.
-    Costs nothing (no model call)."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = line.lstrip("#>*-` ").strip() or line
+_TITLE_MARKS = re.compile(r"\*\*|__|~~|`+")
+
+
+def title_line(text: str) -> str:
+    """The first line of ``text`` that says something, as plain text: code fences
+    skipped, Markdown marks (``**``, ``__``, ``~~``, backticks, a heading's ``#``, a
+    quote's ``>``, a list's ``-``/``*``) removed. "" when there is none."""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("```", "~~~")):
+            continue
+        line = " ".join(_TITLE_MARKS.sub("", line).lstrip("#>*-+ ").split())
+        if line:
+            return line
+    return ""
+
+
+def title_shorten(line: str) -> str:
+    """``line`` cut to TITLE_MAX_CHARS at a word boundary, with "…" when cut (a final
+    period or comma is dropped before it)."""
     if len(line) <= TITLE_MAX_CHARS:
         return line
     cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
-    return (cut if len(cut) > TITLE_MAX_CHARS // 2 else line[:TITLE_MAX_CHARS]).rstrip() + "…"
+    cut = cut if len(cut) > TITLE_MAX_CHARS // 2 else line[:TITLE_MAX_CHARS]
+    return cut.rstrip(" .,;:!?-–—") + "…"
+
+
+def title_from_text(text: str) -> str:
+    """A short title from the first message: its first line that says something, as
+    plain text, cut at a word boundary. Costs nothing (no model call)."""
+    return title_shorten(title_line(text))
 
 
 def conversation_mark_seen(*, owner: AbstractBaseUser, conversation_id: int) -> bool:

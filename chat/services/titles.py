@@ -3,7 +3,8 @@
 Until then (and whenever this fails, or CHAT_TITLE_MODEL is ``off``) the title is the
 first line of the first message (``conversations.title_from_text``). CHAT_TITLE_MODEL
 chooses the model as ``provider/model`` (for example ``openai/gpt-4o-mini``); empty
-means the conversation's own model. A title the person typed is never replaced.
+means the conversation's own model (but not the bundled local model, too small to sum
+up a conversation). A title the person typed is never replaced.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from django.conf import settings
 
 from ..dbtext import storable_text
 from ..models import Conversation
-from ..providers import ChatOptions, TextDelta, get_provider
-from .conversations import TITLE_MAX_CHARS
+from ..providers import (
+    PROVIDER_REGISTRY,
+    BaseProvider,
+    ChatOptions,
+    LocalProvider,
+    TextDelta,
+    get_provider,
+)
+from .conversations import title_line, title_shorten
 from .persistence import db_step
 
 if TYPE_CHECKING:
@@ -43,23 +51,25 @@ def title_model(*, provider: str, model: str) -> tuple[str, str] | None:
     if choice.lower() in ("off", "none", "false", "0"):
         return None
     if not choice:
+        # The bundled local model (135M parameters) repeats the start of its answer
+        # rather than summing up: its chats keep the first line unless a title model
+        # is set.
+        if issubclass(PROVIDER_REGISTRY.get(provider, BaseProvider), LocalProvider):
+            return None
         return provider, model
     name, _, chosen = choice.partition("/")
     return (name, chosen) if chosen else (name, get_provider(name).default_model())
 
 
 def title_clean(text: str) -> str:
-    """The model's answer as a title: first non-empty line, without quotes, Markdown
-    marks, a "Title:" label or a final period, at most TITLE_MAX_CHARS characters.
-    Empty when nothing usable is left."""
+    """The model's answer as a title: its first line as plain text (``title_line``),
+    without a "Title:" label, quotes or a final period, at most TITLE_MAX_CHARS
+    characters. Empty when nothing usable is left."""
     text = re.sub(r"(?is)<think>.*?</think>", "", storable_text(text))
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = title_line(text)
     line = re.sub(r"^(title|заголовок)\s*:\s*", "", line, flags=re.IGNORECASE)
-    line = line.strip(" \t#*_`\"'«»“”„").rstrip(".").strip()
-    line = " ".join(line.split())
-    if len(line) > TITLE_MAX_CHARS:
-        line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip() + "…"
-    return line
+    line = line.strip(" \t*_\"'«»“”„").rstrip(".").strip()
+    return title_shorten(" ".join(line.split()))
 
 
 async def title_generate(*, provider: str, model: str, question: str, reply: str) -> str:

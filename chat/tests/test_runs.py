@@ -266,3 +266,19 @@ async def test_no_new_reply_is_taken_while_shutting_down(
     assert response.status_code == 503
     assert "restarting" in response.json()["error"]
     assert not await Message.objects.filter(conversation=conversation).aexists()
+
+
+async def test_a_malformed_event_id_gets_a_clear_400(
+    conversation: Conversation, user: User
+) -> None:
+    run = await start(conversation, Script())
+    await run.done()
+    client = AsyncClient()
+    await client.aforce_login(user)
+    url = reverse("chat:events", args=[run.reply_id])
+    for response in (
+        await client.get(url + "?after=abc"),
+        await client.get(url, headers={"Last-Event-ID": "-1"}),
+    ):
+        assert response.status_code == 400
+        assert "whole number" in response.json()["error"]

@@ -110,6 +110,7 @@ async def test_a_rename_made_meanwhile_wins(user: User, fake_provider: type, set
     [
         ('"Baking bread at home."', "Baking bread at home"),
         ("Title: **Cold kitchens**\nmore text", "Cold kitchens"),
+        ("**Title:** Bread history", "Bread history"),
         ("<think>hmm</think>Заголовок: «Закваска»", "Закваска"),
         ("   \n  ", ""),
         ("word " * 40, ("word " * 12).strip() + "…"),
@@ -117,3 +118,32 @@ async def test_a_rename_made_meanwhile_wins(user: User, fake_provider: type, set
 )
 def test_title_clean_keeps_only_a_short_title(answer: str, title: str) -> None:
     assert title_clean(answer) == title
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        (
+            "How do I bake bread at home with nothing but flour, water, salt and patience.",
+            "How do I bake bread at home with nothing but flour, water…",
+        ),
+        ("```python\nprint('hi')\n```", "print('hi')"),
+        ("**bold** start", "bold start"),
+        ("# A heading", "A heading"),
+        ("Short.", "Short."),
+    ],
+)
+def test_the_first_line_title_is_plain_text(message: str, title: str) -> None:
+    assert services.title_from_text(message) == title
+
+
+def test_the_bundled_local_model_keeps_the_first_line_unless_a_title_model_is_set(
+    settings: Any,
+) -> None:
+    from chat.services.titles import title_model
+
+    settings.CHAT_TITLE_MODEL = ""
+    assert title_model(provider="local", model="smollm2-135m-instruct") is None
+    assert title_model(provider="fake", model="fake-small") == ("fake", "fake-small")
+    settings.CHAT_TITLE_MODEL = "fake/fake-large"
+    assert title_model(provider="local", model="smollm2-135m-instruct") == ("fake", "fake-large")
