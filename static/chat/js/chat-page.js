@@ -3,13 +3,17 @@
 // (each a ReplyStream; after a reload too), Stop, the queue of messages sent meanwhile,
 // and the focus rules:
 //   - after Stop, the message box;
-//   - after Regenerate, Stop while the reply is written, then the message box;
+//   - after Regenerate or an edit's "Save and send", Stop while the reply is written,
+//     then the message box;
 //   - cancelling an edit, that message's Edit button.
+// Queued messages are never sent behind the person's back and never lost: Stop puts them
+// back in the message box; leaving the page keeps them (sessionStorage, this tab) for that
+// conversation's message box, and the next page says so (a notice, a mark in the list).
 
 import { Composer, MessageQueue } from "./composer.js";
 import { copyCode, copyMessage } from "./copy.js";
 import { initDialogs } from "./dialogs.js";
-import { errorText, i18n, postForm, textDirection, urlFor } from "./dom.js";
+import { errorText, format, i18n, postForm, textDirection, urlFor } from "./dom.js";
 import { loadMarkdown } from "./markdown-live.js";
 import {
   addCodeCopyButtons,
@@ -31,6 +35,46 @@ import { showSearchHit } from "./search-hit.js";
 import { Sidebar } from "./sidebar.js";
 
 const NEAR_BOTTOM_PX = 120;
+const QUEUED_KEY = "chat-queued:"; // + conversation id ("new"): JSON list of texts, oldest first
+const LEFT_KEY = "chat-queued-left"; // JSON {id, title}: the page just left with texts kept
+const EDIT_MAX_HEIGHT_PX = 384; // the edit box grows with its text up to this (chat.css: 24rem)
+
+/** The JSON value stored under `key` in this tab's sessionStorage (null: none or unreadable). */
+function readStored(key) {
+  try {
+    return JSON.parse(sessionStorage.getItem(key) || "null");
+  } catch {
+    return null;
+  }
+}
+
+/** Store `value` as JSON under `key` (null removes it); storage full or disabled: nothing. */
+function writeStored(key, value) {
+  try {
+    if (value === null) sessionStorage.removeItem(key);
+    else sessionStorage.setItem(key, JSON.stringify(value));
+  } catch {
+    // storage full or disabled: nothing more to do
+  }
+}
+
+/** The conversation ids ("new" for a new chat) with queued texts kept in this tab. */
+function keptQueueIds() {
+  try {
+    return Object.keys(sessionStorage)
+      .filter((key) => key.startsWith(QUEUED_KEY))
+      .map((key) => key.slice(QUEUED_KEY.length));
+  } catch {
+    return [];
+  }
+}
+
+/** Size a textarea to its text, up to EDIT_MAX_HEIGHT_PX (where CSS field-sizing cannot). */
+function fitToText(textarea) {
+  if (window.CSS?.supports?.("field-sizing", "content")) return;
+  textarea.style.height = "auto";
+  textarea.style.height = `${Math.min(textarea.scrollHeight + 2, EDIT_MAX_HEIGHT_PX)}px`;
+}
 
 export class ChatPage {
   /** @param {HTMLElement} app the #app element, whose data attributes hold the URLs */
@@ -46,6 +90,7 @@ export class ChatPage {
     this.pending = new Set(); // streams asked for, not accepted yet
     this.streams = new Set(); // streams being written
     this.seenPending = false; // a reply finished while the page was hidden
+    this.keepBox = false; // the message box holds queued texts put back there (kept on leaving)
 
     this.composer = new Composer({ onSend: () => this.send() });
     this.queue = new MessageQueue(this.threadInner);
@@ -70,18 +115,17 @@ export class ChatPage {
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && this.seenPending) this.markSeen();
     });
+    this.composer.input.addEventListener("input", () => {
+      if (!this.composer.text()) this.keepBox = false;
+    });
     // Messages still queued when the page goes away (reload, another page) come back in
     // the message box next time: never sent behind the person's back, never lost.
-    window.addEventListener("pagehide", () => {
-      const texts = this.queue.items.map((item) => item.text);
-      try {
-        if (texts.length) sessionStorage.setItem(this.queueKey(), JSON.stringify(texts));
-      } catch {
-        // storage full or disabled: nothing more to do
-      }
-    });
+    window.addEventListener("pagehide", () => this.keepQueued());
     window.addEventListener("pageshow", (event) => {
-      if (event.persisted) this.restoreQueued(false); // back as it was: the queue is still here
+      if (!event.persisted) return;
+      // Back as it was (the back-forward cache): the queue is still here.
+      this.restoreQueued(false);
+      if (readStored(LEFT_KEY)?.id === this.queueId()) writeStored(LEFT_KEY, null);
     });
     loadMarkdown().then((available) => {
       // Replies that began before the renderer was there: render them as Markdown now.
@@ -97,6 +141,7 @@ export class ChatPage {
     const streaming = [...this.threadInner.querySelectorAll("article.msg-reply[data-status=streaming]")];
     for (const article of streaming) this.follow(article);
     this.restoreQueued();
+    this.showKeptElsewhere();
     this.scrollToBottom(true);
     showSearchHit(this.threadInner);
     if (!streaming.length && window.matchMedia("(min-width: 800px)").matches) this.composer.focus();
@@ -211,6 +256,8 @@ export class ChatPage {
       this.sidebar.replyEnded(this.conversationId);
       this.markSeen();
     }
+    // Stopped (in another tab, say): what was queued after it is not sent either.
+    if (stream.status === "stopped") this.returnQueued();
     if (!this.busy && this.queue.size) setTimeout(() => this.sendQueued(), 0);
   }
 
@@ -310,8 +357,19 @@ export class ChatPage {
     const streams = [...this.pending, ...this.streams];
     if (!streams.length) return;
     this.composer.stopButton.disabled = true;
+    this.returnQueued(); // Stop means "not now": what was queued waits in the box, unsent
     for (const stream of streams) stream.stop();
     this.composer.focus();
+  }
+
+  /** Put every queued message back in the message box, unsent, and say so. */
+  returnQueued() {
+    const texts = this.queue.clear();
+    if (!texts.length) return;
+    for (const text of [...texts].reverse()) this.composer.restore(text);
+    this.keepBox = true;
+    this.refreshLastActions();
+    notify(texts.length > 1 ? i18n.queuedBackMany : i18n.queuedBack);
   }
 
   send() {
@@ -324,6 +382,7 @@ export class ChatPage {
       // Sent when the reply being written ends; the page says so, with a way to cancel.
       this.queue.add(text);
       this.composer.clear();
+      this.keepBox = false; // now in the queue, kept from there
       this.scrollToBottom(true);
       return;
     }
@@ -351,6 +410,7 @@ export class ChatPage {
       // Refused (or the server is out of reach): every queued text goes back in the box.
       item.article.remove();
       for (const text of [item.text, ...this.queue.clear()].reverse()) this.composer.restore(text);
+      this.keepBox = true;
       this.refreshLastActions();
     }
   }
@@ -401,7 +461,7 @@ export class ChatPage {
     const textarea = document.createElement("textarea");
     textarea.id = "edit-input";
     textarea.value = content.textContent;
-    textarea.rows = Math.min(10, Math.max(2, textarea.value.split("\n").length));
+    textarea.rows = 2; // then as tall as its text, up to a maximum (chat.css, fitToText)
     const buttons = document.createElement("div");
     buttons.className = "edit-actions";
     const cancel = document.createElement("button");
@@ -418,7 +478,13 @@ export class ChatPage {
     content.hidden = true;
     content.after(form);
     this.refreshLastActions();
+    fitToText(textarea);
+    textarea.addEventListener("input", () => fitToText(textarea));
+    // Shown from its start: the caret at the end when it all fits, else at the start.
+    const end = textarea.scrollHeight > textarea.clientHeight + 1 ? 0 : textarea.value.length;
+    textarea.setSelectionRange(end, end);
     textarea.focus();
+    textarea.scrollTop = 0;
 
     const close = () => {
       form.remove();
@@ -446,7 +512,10 @@ export class ChatPage {
       const text = textarea.value.trim();
       if (!text || this.busy) return;
       this.requestReply({ action: "edit", content: text }, (choice) => {
+        // The form goes, focus with it: to Stop while the reply is written, as Regenerate.
+        const hadFocus = form.contains(document.activeElement);
         close();
+        if (hadFocus) this.composer.stopButton.focus();
         content.textContent = text;
         content.dir = textDirection(text);
         while (userArticle.nextElementSibling && !userArticle.nextElementSibling.classList.contains("is-queued")) {
@@ -482,21 +551,51 @@ export class ChatPage {
     else if (action === "cancel-queued") this.cancelQueued(article);
   }
 
+  /** This conversation's id for the queue kept in storage ("new" for a new chat). */
+  queueId() {
+    return this.conversationId || "new";
+  }
+
   queueKey() {
-    return `chat-queued:${this.conversationId || "new"}`;
+    return `${QUEUED_KEY}${this.queueId()}`;
+  }
+
+  /**
+   * The page is going away (reload, another page): keep what is queued, and what was put
+   * back in the box from the queue, for this conversation's message box (this tab only).
+   */
+  keepQueued() {
+    const texts = this.queue.items.map((item) => item.text);
+    if (this.keepBox && this.composer.text()) texts.unshift(this.composer.text());
+    if (!texts.length) return;
+    writeStored(this.queueKey(), texts);
+    writeStored(LEFT_KEY, { id: this.queueId(), title: this.titleEl.textContent.trim() });
   }
 
   /** Put the texts queued when the page last went away back in the box (`use` false: drop them). */
   restoreQueued(use = true) {
-    let texts = [];
-    try {
-      texts = JSON.parse(sessionStorage.getItem(this.queueKey()) || "[]");
-      sessionStorage.removeItem(this.queueKey());
-    } catch {
-      texts = [];
-    }
+    const texts = readStored(this.queueKey());
+    writeStored(this.queueKey(), null);
     if (!use || !Array.isArray(texts)) return;
-    for (const text of texts.reverse()) if (typeof text === "string") this.composer.restore(text);
+    const kept = texts.filter((text) => typeof text === "string" && text);
+    for (const text of kept.reverse()) this.composer.restore(text);
+    if (kept.length) this.keepBox = true;
+  }
+
+  /**
+   * Queued texts kept for other conversations (the person left them with messages queued):
+   * the conversation just left is named in a notice, and each is marked in the list until
+   * opened again.
+   */
+  showKeptElsewhere() {
+    const left = readStored(LEFT_KEY);
+    writeStored(LEFT_KEY, null);
+    const here = this.queueId();
+    const kept = keptQueueIds().filter((id) => id !== here);
+    if (left && left.id !== here && kept.includes(String(left.id))) {
+      notify(format(i18n.queuedKept, { title: left.title || i18n.newChat }));
+    }
+    for (const id of kept) this.sidebar.markQueued(id);
   }
 
   cancelQueued(article) {

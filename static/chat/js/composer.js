@@ -1,6 +1,8 @@
 // The message box and what sits around it: the model menu (with its filter when the list
 // is long), the settings a model does not take, the touch-keyboard hint, the composer's
-// error line, and the queue of messages sent while a reply is being written.
+// error line, and the queue of messages sent while a reply is being written (Enter, or the
+// Send button, which reads "Queue" beside Stop then: on a touch keyboard Return makes a new
+// line, so the button is the only way to queue there).
 
 import { fromTemplate, i18n, textDirection } from "./dom.js";
 import { removeEmptyState } from "./messages.js";
@@ -17,6 +19,7 @@ export class Composer {
     this.input = document.getElementById("message-input");
     this.select = document.getElementById("model-select");
     this.sendButton = document.getElementById("send-button");
+    this.sendLabel = this.sendButton.querySelector("[data-send-label]");
     this.stopButton = document.getElementById("stop-button");
     this.error = document.getElementById("composer-error");
     this.temperatureInput = document.getElementById("id_temperature");
@@ -28,7 +31,6 @@ export class Composer {
     if (this.touchKeyboard) {
       document.getElementById("app").dataset.touch = "true";
       document.getElementById("composer-hint").textContent = i18n.hintTouch;
-      for (const hint of document.querySelectorAll("[data-keys-hint]")) hint.textContent = `${i18n.hintTouch}.`;
     }
 
     this.form.addEventListener("submit", (event) => {
@@ -86,11 +88,17 @@ export class Composer {
     this.error.hidden = !message;
   }
 
-  /** Send or Stop, as a reply is being written or not. */
+  /**
+   * While a reply is being written: Stop, and the Send button relabelled "Queue" (titled
+   * "Sent when the reply finishes"); it still submits, and the page queues. Otherwise Send.
+   */
   setBusy(busy) {
     if (!busy && document.activeElement === this.stopButton) this.input.focus();
     this.stopButton.hidden = !busy;
-    this.sendButton.hidden = busy;
+    const label = busy ? i18n.queue : i18n.send;
+    if (label && this.sendLabel && this.sendLabel.textContent !== label) this.sendLabel.textContent = label;
+    if (busy && i18n.queueTitle) this.sendButton.title = i18n.queueTitle;
+    else this.sendButton.removeAttribute("title");
     this.form.classList.toggle("is-busy", busy);
     if (!busy) this.stopButton.disabled = false;
   }

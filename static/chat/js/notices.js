@@ -8,12 +8,15 @@ const FLASH_MS = 8000; // a server message (e.g. "Conversation deleted.") stays 
 let region = null;
 
 function noticeRegion() {
-  // A polite live region (no role: the page's role=status is the flash list's).
+  // A polite live region (no role: the page's role=status is the flash list's). On the
+  // chat page it sits just above the message box (chat.css), so it never covers it.
   if (!region) {
     region = document.createElement("div");
     region.className = "notices";
     region.setAttribute("aria-live", "polite");
-    document.body.append(region);
+    const composer = document.getElementById("composer");
+    region.classList.toggle("is-above-composer", Boolean(composer));
+    (composer ?? document.body).append(region);
   }
   return region;
 }

@@ -2,7 +2,8 @@
 // first when it gets a message, and each conversation's state kept up to date while the
 // page is open: a reply being written, a finished reply not seen yet (a visible mark plus
 // visually hidden text for screen readers), and the title the server writes a few
-// seconds after a new chat's first reply.
+// seconds after a new chat's first reply. A conversation left with a message queued is
+// marked "Unsent message" (the chat page keeps it for that conversation's message box).
 //
 // GET /c/status/?ids=1,2,3 -> {"conversations": {"1": {"running": true, "unseen": false,
 // "title": "..."}, ...}} is asked every few seconds while a listed conversation has a
@@ -128,6 +129,28 @@ export class Sidebar {
     label.className = "visually-hidden";
     label.textContent = text;
     state.replaceChildren(mark, label);
+  }
+
+  /**
+   * Mark conversation `id` as holding a message queued and not sent: the person left it
+   * with one queued, and it waits in that conversation's message box (shown when opened).
+   */
+  markQueued(id) {
+    const item = this.item(id);
+    if (!item || item.querySelector("[data-conv-queued]")) return;
+    const link = item.querySelector(".conv-link");
+    // A line of its own under the title (chat.css), so the title keeps its room.
+    const mark = document.createElement("span");
+    mark.className = "conv-queued";
+    mark.dataset.convQueued = "";
+    mark.id = `conv-queued-${id}`;
+    const label = document.createElement("span");
+    label.className = "conv-queued-label";
+    label.textContent = i18n.queuedUnsent;
+    mark.append(label);
+    item.append(mark);
+    const described = link.getAttribute("aria-describedby");
+    link.setAttribute("aria-describedby", described ? `${described} ${mark.id}` : mark.id);
   }
 
   /** A reply started in conversation `id` on this page. */
