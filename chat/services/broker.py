@@ -200,13 +200,24 @@ class RedisBroker:
 
     async def listen_for_stops(self, on_stop: Callable[[int], None]) -> None:
         """Call ``on_stop(reply_id)`` for each Stop any worker asks for (runs until
-        cancelled; reconnects after a Redis failure)."""
-        while True:
+        cancelled; reconnects after a Redis failure).
+
+        It reads with a one-second timeout rather than ``listen()``: redis-py can
+        swallow a cancellation that lands inside a read, and a task that never ends
+        would keep its event loop from closing; each turn checks whether the task was
+        asked to stop."""
+        task = asyncio.current_task()
+
+        def stopping() -> bool:
+            return task is not None and task.cancelling() > 0
+
+        while not stopping():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(STOP_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while not stopping():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
                         try:
                             on_stop(int(message["data"]))
                         except ValueError:
@@ -214,11 +225,13 @@ class RedisBroker:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if stopping():
+                    return
                 self._listen_failed.warn()
                 await asyncio.sleep(1.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)
 
     async def close(self) -> None:
         """Write what is queued, then close the connections."""
