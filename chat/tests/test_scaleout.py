@@ -125,6 +125,8 @@ class Stack:
             ALLOWED_HOSTS="127.0.0.1",
             LOG_LEVEL="WARNING",
             CHAT_RATE_LIMIT_MESSAGES="0",
+            # A title written by a model would take the fake model's next scripted reply.
+            CHAT_TITLE_MODEL="off",
             CHAT_DEFAULT_PROVIDER="fakeai",
             OPENAI_COMPATIBLE_PROVIDERS="fakeai",
             FAKEAI_BASE_URL=f"{self.upstream.url}/v1",
