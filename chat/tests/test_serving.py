@@ -82,6 +82,7 @@ def app_env(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) ->
         "FAKEAI_BASE_URL": upstream.url + "/v1",
         "FAKEAI_MODELS": "fake-model",
         "CHAT_RATE_LIMIT_MESSAGES": "0",
+        "CHAT_TITLE_MODEL": "off",  # no extra request to the fake model after a first reply
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DATABASE_URL", None)
