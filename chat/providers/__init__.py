@@ -15,6 +15,9 @@ from typing import Any
 
 from .anthropic_provider import AnthropicProvider
 from .base_provider import (
+    REASONING_EFFORTS,
+    REASONING_OPTIONS,
+    THINKING_BUDGET_RANGE,
     AuthenticationError,
     BadRequestError,
     BaseProvider,
@@ -22,6 +25,7 @@ from .base_provider import (
     ErrorKind,
     Finish,
     FinishReason,
+    ModelCapabilities,
     ModelNotFoundError,
     NotConfiguredError,
     PermissionDeniedError,
@@ -37,11 +41,17 @@ from .base_provider import (
 )
 from .google_provider import GoogleProvider
 from .local_provider import LocalProvider
+from .messages import IMAGE_MIME_TYPES, PDF_MIME_TYPE, media_kinds
 from .mistral_provider import MistralProvider
 from .openai_provider import OpenAICompatibleProvider, OpenAIProvider
 
 __all__ = [
+    "IMAGE_MIME_TYPES",
+    "PDF_MIME_TYPE",
     "PROVIDER_REGISTRY",
+    "REASONING_EFFORTS",
+    "REASONING_OPTIONS",
+    "THINKING_BUDGET_RANGE",
     "AuthenticationError",
     "BadRequestError",
     "BaseProvider",
@@ -49,6 +59,7 @@ __all__ = [
     "ErrorKind",
     "Finish",
     "FinishReason",
+    "ModelCapabilities",
     "ModelNotFoundError",
     "NotConfiguredError",
     "PermissionDeniedError",
@@ -64,6 +75,7 @@ __all__ = [
     "Usage",
     "get_provider",
     "list_providers",
+    "media_kinds",
     "register_openai_compatible",
 ]
 

@@ -16,7 +16,7 @@ then ``message_delta`` (``stop_reason``, ``stop_details``, cumulative usage) and
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .base_provider import (
@@ -36,10 +36,13 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
+    is_blank,
     merge_consecutive,
     split_system,
 )
+from .capabilities import ANTHROPIC_EFFORT, ANTHROPIC_MODELS, ModelCapabilities, lookup
 from .clients import ClientConfig, SdkClients, shared_tls_context
+from .messages import PDF_MIME_TYPE, image_source, pdf_source
 from .transport import status_error, transport_error
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,10 @@ logger = logging.getLogger(__name__)
 # thinking) and the thinking counts against max_tokens, so the default leaves room for
 # both; every current model accepts at least 64K.
 DEFAULT_MAX_TOKENS = 16_000
+
+# Anthropic's effort levels for ours (``ChatOptions.reasoning_effort``): it has no
+# "minimal", so that is its lowest.
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
 
 # The Messages API wants the first turn to be the user's. A conversation that opens with
 # an assistant turn (a greeting the app showed) keeps that turn, after this stand-in user
@@ -85,11 +92,14 @@ _STATUS_OF_ERROR_TYPE = {
 
 def _map_messages(
     messages: Sequence[Message], system_prompt: str = ""
-) -> tuple[str, list[dict[str, str]]]:
+) -> tuple[str, list[dict[str, Any]]]:
     """OpenAI-shaped messages -> (system text, Anthropic turns), valid for the Messages
     API whatever the stored history looks like after failed, stopped or empty replies:
 
     * system messages go to the separate ``system`` field (the options' prompt first);
+    * a turn of text stays text; a turn of content parts becomes content blocks
+      (``_content_blocks``): text blocks, images as ``image`` blocks and PDFs as
+      ``document`` blocks, both base64;
     * blank turns are dropped: the API rejects empty text ("all messages must have
       non-empty content");
     * consecutive turns of one role are merged, separated by a blank line, so that
@@ -103,18 +113,82 @@ def _map_messages(
       prefill").
     """
     system, turns = split_system(messages, system_prompt)
-    turns = merge_consecutive([t for t in turns if t["content"].strip()])
+    turns = merge_consecutive([t for t in turns if not is_blank(t["content"])])
     if turns and turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
     if turns and turns[-1]["role"] == "assistant":
         turns.append({"role": "user", "content": CONTINUE_USER_TURN})
-    return system, turns
+    return system, [
+        {"role": turn["role"], "content": _content_blocks(turn["content"])} for turn in turns
+    ]
 
 
-def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
+def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
+    """A turn's content for the Messages API: text as it is; content parts as blocks in
+    their order (blank text parts left out: the API rejects empty text blocks). A PDF's
+    file name goes with it as the document's ``title``."""
+    if isinstance(content, str):
+        return content
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        kind = part["type"]
+        if kind == "text":
+            if part["text"].strip():
+                blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            image = image_source(part)
+            source = {"type": "base64", "media_type": image.mime_type, "data": image.base64}
+            blocks.append({"type": "image", "source": source})
+        elif kind == "file":
+            filename, pdf = pdf_source(part)
+            blocks.append(
+                {
+                    "type": "document",
+                    "source": {"type": "base64", "media_type": PDF_MIME_TYPE, "data": pdf.base64},
+                    "title": filename,
+                }
+            )
+    return blocks
+
+
+def takes_thinking_budget(model: str, facts: Mapping[str, bool | None]) -> bool | None:
+    """Whether ``model`` takes ``thinking: {"type": "enabled", "budget_tokens": N}``:
+    what the model list said (``thinking.types.enabled``), else whether the table says
+    it thinks (None: unknown)."""
+    if facts.get("thinking_budget") is not None:
+        return facts["thinking_budget"]
+    return lookup(ANTHROPIC_MODELS, model).reasoning
+
+
+def takes_effort(model: str, facts: Mapping[str, bool | None]) -> bool:
+    """Whether ``model`` takes ``output_config.effort``: what the model list said
+    (``capabilities.effort``), else ``capabilities.ANTHROPIC_EFFORT``."""
+    if facts.get("effort") is not None:
+        return bool(facts["effort"])
+    return bool(ANTHROPIC_EFFORT.match(model.lower()))
+
+
+def _build_request(
+    messages: Sequence[Message],
+    model: str,
+    options: ChatOptions,
+    facts: Mapping[str, bool | None] | None = None,
+) -> dict[str, Any]:
     """The keyword arguments of ``client.messages.create`` (without ``stream``).
-    ``options.temperature`` is not sent: API version 2026-10-21 rejects it. Raises
-    BadRequestError when no turn has text."""
+    ``facts``: what the model list said about ``model`` (``BaseProvider.model_facts``).
+
+    * ``options.temperature`` is never sent: API version 2026-10-21 has no sampling
+      parameters (and with thinking on, Anthropic never allowed a temperature either);
+    * ``options.thinking_budget`` (where the model takes one) turns extended thinking
+      on, its summary shown: ``thinking={"type": "enabled", "budget_tokens": N,
+      "display": "summarized"}``. Thinking counts against ``max_tokens``, which must
+      exceed the budget: ``max_tokens`` becomes the budget plus the reply's own room
+      (``options.max_tokens``, else ``DEFAULT_MAX_TOKENS``);
+    * ``options.reasoning_effort`` (where the model takes one) is
+      ``output_config={"effort": ...}``, "minimal" as "low".
+
+    Raises BadRequestError when no turn has text."""
+    facts = facts or {}
     system, turns = _map_messages(messages, options.system_prompt)
     if not turns:
         raise BadRequestError("there is no message to answer")
@@ -125,6 +199,12 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
     }
     if system:
         request["system"] = system
+    budget = options.thinking_budget
+    if budget is not None and takes_thinking_budget(model, facts) is not False:
+        request["thinking"] = {"type": "enabled", "budget_tokens": budget, "display": "summarized"}
+        request["max_tokens"] = budget + (options.max_tokens or DEFAULT_MAX_TOKENS)
+    if options.reasoning_effort is not None and takes_effort(model, facts):
+        request["output_config"] = {"effort": _EFFORTS[options.reasoning_effort]}
     return request
 
 
@@ -198,17 +278,37 @@ class AnthropicProvider(BaseProvider):
     supports_temperature: ClassVar[bool] = False
 
     def unsupported_options(self, model: str) -> dict[str, str]:
-        """Claude takes no temperature through this API version (see the docstring)."""
-        return {"temperature": "Claude models use their own temperature here"}
+        """Claude takes no temperature through this API version (see the docstring); a
+        thinking budget where the model takes manual extended thinking, an effort where
+        it takes ``output_config.effort`` (the model list says, else the tables)."""
+        from django.utils.translation import gettext
+
+        facts = self.model_facts(model)
+        unsupported = {"temperature": gettext("Claude models use their own temperature here")}
+        if takes_thinking_budget(model, facts) is False:
+            unsupported["thinking_budget"] = gettext("this model takes no thinking budget")
+        if not takes_effort(model, facts):
+            unsupported["reasoning_effort"] = gettext("this model takes no reasoning effort")
+        return unsupported
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """Images, PDFs and thinking as the model list says (``capabilities.image_input``,
+        ``pdf_input``, ``thinking``), else as ``capabilities.ANTHROPIC_MODELS`` does."""
+        return ModelCapabilities.from_facts(self.model_facts(model)).over(
+            lookup(ANTHROPIC_MODELS, model)
+        )
 
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
-        """Text deltas, thinking as ReasoningDelta, then Usage and Finish once the API
-        said why it stopped. A stream that ends without a ``stop_reason`` or
+        """Text deltas, thinking as ReasoningDelta (signatures are not shown), then
+        Usage (thinking tokens apart when the API breaks them out) and Finish once the
+        API said why it stopped. A stream that ends without a ``stop_reason`` or
         ``message_stop`` yields no Finish (``BaseProvider.stream`` marks it cut off).
         Raises ProviderError (an ``error`` event, HTTP errors, transport errors)."""
-        request = _build_request(messages, model, options)
+        reasoning_set = options.thinking_budget is not None or options.reasoning_effort
+        facts = await self.amodel_facts(model) if reasoning_set else {}
+        request = _build_request(messages, model, options, facts)
         config = self._client_config()
         usage = _UsageCounter()
         stop_reason: str | None = None
@@ -257,17 +357,22 @@ class AnthropicProvider(BaseProvider):
             yield _finish(stop_reason, stop_details)
 
     async def fetch_models(self) -> list[str]:
-        """Model ids from ``GET /v1/models`` (newest first), without retired ones."""
+        """Model ids from ``GET /v1/models`` (newest first), without retired ones. What
+        each model's ``capabilities`` say (images, PDFs, thinking, effort) is remembered
+        for ``capabilities`` and ``unsupported_options``."""
         config = self._client_config()
         try:
             async with _CLIENTS.lease(config) as client:
-                return [
-                    model.id
+                models = [
+                    model
                     async for model in client.models.list(limit=1000)
                     if getattr(model, "lifecycle", None) != "retired"
                 ]
         except Exception as e:
             raise self._map_error(e) from e
+        facts = {model.id: _listed_facts(model) for model in models}
+        await self.remember_model_facts({k: v for k, v in facts.items() if v})
+        return [model.id for model in models]
 
     def _map_error(self, e: BaseException, *, model: str = "") -> ProviderError:
         """The ProviderError for an SDK, transport or parsing exception. Anthropic's own
@@ -315,6 +420,30 @@ class AnthropicProvider(BaseProvider):
             return UnavailableError("the service sent a malformed reply", provider=self.label)
         logger.warning("%s: unexpected error", self.name, exc_info=e)
         return UnavailableError(f"unexpected error ({type(e).__name__})", provider=self.label)
+
+
+def _listed_facts(model: Any) -> dict[str, bool | None]:
+    """What a ``ModelInfo`` of the model list says about the model (empty when it has
+    no ``capabilities``): images, PDFs, thinking, a manual thinking budget, effort."""
+    capabilities = getattr(model, "capabilities", None)
+    if capabilities is None:
+        return {}
+
+    def supported(*path: str) -> bool | None:
+        value: Any = capabilities
+        for name in path:
+            value = getattr(value, name, None)
+        return value if isinstance(value, bool) else None
+
+    thinking = supported("thinking", "supported")
+    enabled = supported("thinking", "types", "enabled", "supported")
+    return {
+        "images": supported("image_input", "supported"),
+        "pdf": supported("pdf_input", "supported"),
+        "reasoning": thinking,
+        "thinking_budget": None if thinking is None else bool(thinking and enabled),
+        "effort": supported("effort", "supported"),
+    }
 
 
 def _block_text(block: Any) -> TextDelta | ReasoningDelta | None:

@@ -11,8 +11,15 @@ Two faces, one implementation:
   ``ProviderError`` on failure, so the app can tell an error from a reply. It also holds
   the one retry loop of the project (before the first token only).
 
+Messages are OpenAI-shaped; a user message may carry content parts (text, images and
+PDFs as ``data:`` URLs: see ``messages.py``), which each provider maps to its API's own
+form. ``capabilities(model)`` says which models read them and which reason;
+``unsupported_options(model)`` which settings (temperature, reasoning effort, thinking
+budget) a model does not take.
+
 A provider written like the guide's template (only the three guide methods) still
-streams: its whole answer arrives as one ``TextDelta``. A native provider implements
+streams: its whole answer arrives as one ``TextDelta``; it gets text only (text parts
+joined; an image or a PDF is refused before it is called). A native provider implements
 ``_stream`` and gets ``get_response`` for free, by draining the stream.
 """
 
@@ -24,12 +31,13 @@ import functools
 import importlib.util
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 
+from .capabilities import TEXT_ONLY, UNKNOWN, ModelCapabilities
 from .clients import ClientConfig
 
 # The types and helpers live in modules beside this one; they are re-exported here so
@@ -59,14 +67,27 @@ from .events import (
     Usage,
 )
 from .messages import (
+    Content,
+    ContentPart,
     Message,
     Role,
+    cannot_read_files,
+    content_text,
+    is_blank,
     merge_consecutive,
     normalize_messages,
     split_system,
+    text_only,
     with_system_prompt,
 )
-from .options import MAX_TOKENS_RANGE, TEMPERATURE_RANGE, ChatOptions
+from .options import (
+    MAX_TOKENS_RANGE,
+    REASONING_EFFORTS,
+    REASONING_OPTIONS,
+    TEMPERATURE_RANGE,
+    THINKING_BUDGET_RANGE,
+    ChatOptions,
+)
 from .retry import RetryPolicy
 from .transport import (
     Endpoint,
@@ -78,15 +99,21 @@ from .transport import (
 
 __all__ = [
     "MAX_TOKENS_RANGE",
+    "REASONING_EFFORTS",
+    "REASONING_OPTIONS",
     "TEMPERATURE_RANGE",
+    "THINKING_BUDGET_RANGE",
     "AuthenticationError",
     "BadRequestError",
     "BaseProvider",
     "ChatOptions",
+    "Content",
+    "ContentPart",
     "ErrorKind",
     "Finish",
     "FinishReason",
     "Message",
+    "ModelCapabilities",
     "ModelNotFoundError",
     "NotConfiguredError",
     "PermissionDeniedError",
@@ -101,13 +128,17 @@ __all__ = [
     "TextDelta",
     "UnavailableError",
     "Usage",
+    "cannot_read_files",
     "clean_upstream_message",
+    "content_text",
     "error_for_status",
+    "is_blank",
     "merge_consecutive",
     "normalize_messages",
     "parse_retry_after",
     "redact_keys",
     "split_system",
+    "text_only",
     "with_system_prompt",
 ]
 
@@ -166,6 +197,8 @@ class BaseProvider:
         self.retry_policy = RetryPolicy(max_retries=2 if max_retries is None else max_retries)
         self.configured_models = tuple(models or ())
         self.name = name or type(self).__name__.removesuffix("Provider").lower()
+        # What the model list said about each model, once read (see model_facts).
+        self._facts: dict[str, dict[str, bool | None]] | None = None
         if label:
             self.label = label
         elif not type(self).label:
@@ -199,7 +232,7 @@ class BaseProvider:
     # -- what subclasses implement -------------------------------------------------------
 
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
         """The native streaming call. Raise ProviderError (``from`` the SDK error)."""
         raise NotImplementedError
@@ -211,7 +244,7 @@ class BaseProvider:
 
     # -- the guide's interface -----------------------------------------------------------
 
-    def get_response(self, messages: list[dict[str, str]], model: str, **kwargs: Any) -> str:
+    def get_response(self, messages: list[dict[str, Any]], model: str, **kwargs: Any) -> str:
         """The whole answer as text; on failure a readable error string (the guide's
         contract). The app itself uses ``stream``, which raises instead."""
         if not self._has_native_stream():
@@ -241,11 +274,64 @@ class BaseProvider:
         return self.context_tokens
 
     def unsupported_options(self, model: str) -> dict[str, str]:
-        """The options ``model`` does not take, each with the reason people are shown, for
-        example ``{"temperature": "reasoning models use a fixed temperature"}``. The app
-        disables those settings for that model; a request never sends them. Default:
-        every option is taken."""
-        return {}
+        """The options ``model`` does not take, each with the reason people are shown
+        (translated), for example ``{"temperature": "reasoning models use a fixed
+        temperature"}``. The app disables those settings for that model; a request never
+        sends them. Keys: ``"temperature"``, ``"reasoning_effort"``,
+        ``"thinking_budget"``. Default: temperature is taken, the reasoning options are
+        not (a provider that maps them says so by overriding this)."""
+        from django.utils.translation import gettext
+
+        reason = gettext("%(provider)s does not take this setting") % {"provider": self.label}
+        return dict.fromkeys(REASONING_OPTIONS, reason)
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """What ``model`` reads besides text (images, PDFs) and whether it reasons, with
+        no network call: from the provider's model list where it said (see
+        ``remember_model_facts``), else from the provider's table in
+        ``capabilities.py``; a field is None when it is not known. Default: a provider
+        written like the guide's template reads text only (``get_response`` gets text);
+        one with its own ``_stream`` that says nothing is unknown."""
+        if not self._has_native_stream():
+            return TEXT_ONLY
+        return UNKNOWN
+
+    async def remember_model_facts(self, facts: Mapping[str, Mapping[str, bool | None]]) -> None:
+        """Keep what the provider's model list says about each model (``{model_id:
+        {"images": bool | None, "pdf": ..., "reasoning": ..., and provider-specific
+        keys}}``) for as long as the list itself is cached (``LLM_MODELS_CACHE_TTL``),
+        for ``model_facts``. Called by ``fetch_models``."""
+        from django.conf import settings
+        from django.core.cache import cache
+
+        stored = {model: dict(values) for model, values in facts.items()}
+        await cache.aset(
+            self._facts_cache_key(), stored, getattr(settings, "LLM_MODELS_CACHE_TTL", 3600)
+        )
+        self._facts = stored
+
+    def model_facts(self, model: str) -> Mapping[str, bool | None]:
+        """What the model list said about ``model`` (see ``remember_model_facts``); empty
+        when the list has not been fetched or did not name it. No network call; one
+        cache read per provider instance (the menu asks about every model)."""
+        facts = getattr(self, "_facts", None)
+        if facts is None:
+            from django.core.cache import cache
+
+            facts = self._facts = cache.get(self._facts_cache_key()) or {}
+        return facts.get(model) or {}
+
+    async def amodel_facts(self, model: str) -> Mapping[str, bool | None]:
+        """``model_facts`` for async code (a request being built)."""
+        facts = getattr(self, "_facts", None)
+        if facts is None:
+            from django.core.cache import cache
+
+            facts = self._facts = await cache.aget(self._facts_cache_key()) or {}
+        return facts.get(model) or {}
+
+    def _facts_cache_key(self) -> str:
+        return self._models_cache_key() + ":facts"
 
     def validate_config(self) -> bool:
         """True when the provider has what it needs to make a request (key, packages)."""
@@ -458,7 +544,7 @@ class BaseProvider:
         return type(self).fetch_models is not BaseProvider.fetch_models
 
     async def _stream_once(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
         self._require_api_key()
         if self._has_native_stream():
@@ -474,7 +560,9 @@ class BaseProvider:
             kwargs["temperature"] = options.temperature
         if options.max_tokens is not None:
             kwargs["max_tokens"] = options.max_tokens
-        call_messages = with_system_prompt(messages, options.system_prompt)
+        # The guide's get_response reads text: parts become their text, and an image or
+        # a PDF cannot reach it (BadRequestError, no request made).
+        call_messages = text_only(with_system_prompt(messages, options.system_prompt), self.label)
         try:
             raw = getattr(type(self), "_raw_get_response", None)
             call = functools.partial(raw, self) if raw else self.get_response

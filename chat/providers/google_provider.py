@@ -40,11 +40,14 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
+    is_blank,
     merge_consecutive,
     parse_retry_after,
     split_system,
 )
+from .capabilities import GEMINI_MODELS, GEMINI_THINKING_LEVELS, ModelCapabilities, lookup
 from .clients import ClientConfig, SdkClients, shared_tls_context
+from .messages import image_source, pdf_source
 from .transport import invalid_key_error, status_error, transport_error
 
 if TYPE_CHECKING:
@@ -97,6 +100,9 @@ def _map_messages(
 
     * system messages join the system instruction (the options' prompt first);
     * "assistant" becomes "model";
+    * text becomes a text part; content parts become parts in their order: text parts,
+      and images and PDFs as inline data (``types.Part.from_bytes``), blank text left
+      out;
     * blank turns are dropped: Gemini rejects a part without text ("required oneof field
       'data' must have one initialized field");
     * consecutive turns of one role are merged, separated by a blank line ("Please ensure
@@ -107,21 +113,82 @@ def _map_messages(
 
     Raises BadRequestError when no turn has text."""
     system, turns = split_system(messages, system_prompt)
-    turns = merge_consecutive([turn for turn in turns if turn["content"].strip()])
+    turns = merge_consecutive([turn for turn in turns if not is_blank(turn["content"])])
     if turns and turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
     if turns and turns[-1]["role"] == "assistant":
         turns.append({"role": "user", "content": CONTINUE_USER_TURN})
-    contents = [
-        {"role": _ROLES[turn["role"]], "parts": [{"text": turn["content"]}]} for turn in turns
-    ]
+    contents = [{"role": _ROLES[turn["role"]], "parts": _parts(turn["content"])} for turn in turns]
     if not contents:
         raise BadRequestError("there is no message to answer")
     return system, contents
 
 
-def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
-    """Keyword arguments for ``client.aio.models.generate_content_stream``."""
+def _parts(content: Any) -> list[Any]:
+    """A turn's Gemini parts: ``{"text": ...}`` for text, ``types.Part`` with inline
+    data (its bytes and MIME type) for an image or a PDF."""
+    if isinstance(content, str):
+        return [{"text": content}]
+    from google.genai import types
+
+    parts: list[Any] = []
+    for part in content:
+        kind = part["type"]
+        if kind == "text":
+            if part["text"].strip():
+                parts.append({"text": part["text"]})
+        elif kind == "image_url":
+            image = image_source(part)
+            parts.append(types.Part.from_bytes(data=image.data(), mime_type=image.mime_type))
+        elif kind == "file":
+            _filename, pdf = pdf_source(part)
+            parts.append(types.Part.from_bytes(data=pdf.data(), mime_type=pdf.mime_type))
+    return parts
+
+
+def thinks(model: str, facts: Mapping[str, bool | None] | None = None) -> bool:
+    """Whether ``model`` thinks (and takes a thinking config): the model list's
+    ``thinking`` where it said, else ``capabilities.GEMINI_MODELS`` (Gemini 2.5 and
+    later)."""
+    listed = (facts or {}).get("reasoning")
+    if listed is not None:
+        return bool(listed)
+    return bool(lookup(GEMINI_MODELS, model).reasoning)
+
+
+def takes_thinking_level(model: str, facts: Mapping[str, bool | None] | None = None) -> bool:
+    """Whether ``model`` takes ``thinking_level`` (Gemini 3 and later; 2.5 takes only a
+    budget)."""
+    return thinks(model, facts) and bool(GEMINI_THINKING_LEVELS.match(model.lower()))
+
+
+def _thinking_config(
+    model: str, options: ChatOptions, facts: Mapping[str, bool | None] | None
+) -> dict[str, Any] | None:
+    """``thinking_config`` for a model that thinks, None for one that does not (which
+    would reject it). Thought summaries are always asked for (``include_thoughts``), so
+    they stream as ReasoningDelta. The API takes a level or a budget, not both: the
+    reasoning effort becomes ``thinking_level`` where the model takes one (MINIMAL,
+    LOW, MEDIUM, HIGH), else the thinking budget is ``thinking_budget``."""
+    if not thinks(model, facts):
+        return None
+    config: dict[str, Any] = {"include_thoughts": True}
+    if options.reasoning_effort is not None and takes_thinking_level(model, facts):
+        config["thinking_level"] = options.reasoning_effort.upper()
+    elif options.thinking_budget is not None:
+        config["thinking_budget"] = options.thinking_budget
+    return config
+
+
+def _build_request(
+    messages: Sequence[Message],
+    model: str,
+    options: ChatOptions,
+    facts: Mapping[str, bool | None] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``client.aio.models.generate_content_stream``. ``facts``:
+    what the model list said about ``model`` (``BaseProvider.model_facts``); the
+    thinking configuration is ``_thinking_config``'s."""
     system, contents = _map_messages(messages, options.system_prompt)
     config: dict[str, Any] = {
         # The SDK would otherwise reconnect a broken stream by itself (retries belong to
@@ -138,6 +205,9 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
         config["temperature"] = float(options.temperature)
     if options.max_tokens is not None:
         config["max_output_tokens"] = options.max_tokens
+    thinking = _thinking_config(model, options, facts)
+    if thinking is not None:
+        config["thinking_config"] = thinking
     return {"model": model, "contents": contents, "config": config}
 
 
@@ -305,14 +375,43 @@ class GoogleProvider(BaseProvider):
         "gemini-2.5-flash",
     )
 
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """Images and PDFs from ``capabilities.GEMINI_MODELS``; thinking as the model
+        list says (``thinking``), else as the table does."""
+        return ModelCapabilities.from_facts(self.model_facts(model)).over(
+            lookup(GEMINI_MODELS, model)
+        )
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """Gemini takes a temperature everywhere; a thinking budget only on models that
+        think (2.5 and later), a reasoning effort only on those that take a thinking
+        level (3 and later)."""
+        from django.utils.translation import gettext
+
+        facts = self.model_facts(model)
+        unsupported: dict[str, str] = {}
+        if not thinks(model, facts):
+            reason = gettext("this model does not think")
+            unsupported["thinking_budget"] = reason
+            unsupported["reasoning_effort"] = reason
+        elif not takes_thinking_level(model, facts):
+            unsupported["reasoning_effort"] = gettext(
+                "this model takes a thinking budget, not a reasoning effort"
+            )
+        return unsupported
+
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
-        """Text parts as TextDelta, thought parts as ReasoningDelta, then Usage and a
-        Finish when a candidate gave a ``finishReason`` or the prompt was blocked. A
-        stream that ends without either yields no Finish (``BaseProvider.stream`` marks
-        it cut off). Raises ProviderError."""
-        request = _build_request(messages, model, options)
+        """Text parts as TextDelta, thought parts as ReasoningDelta, then Usage (thought
+        tokens apart) and a Finish when a candidate gave a ``finishReason`` or the prompt
+        was blocked. A stream that ends without either yields no Finish
+        (``BaseProvider.stream`` marks it cut off). Raises ProviderError."""
+        # The model list's word is read only for reasoning settings (a cache read costs a
+        # thread hop); without them, the table decides whether thoughts are asked for.
+        reasoning_set = options.thinking_budget is not None or options.reasoning_effort
+        facts = await self.amodel_facts(model) if reasoning_set else {}
+        request = _build_request(messages, model, options, facts)
         config = self._client_config()
         stream = None
         usage = None
@@ -359,13 +458,14 @@ class GoogleProvider(BaseProvider):
             yield finish
 
     async def fetch_models(self) -> list[str]:
-        """Ids of the models this key may use for chat (``generateContent``)."""
+        """Ids of the models this key may use for chat (``generateContent``). Whether
+        each thinks (the list's ``thinking``) is remembered for ``capabilities``."""
         config = self._client_config()
         try:
             async with _CLIENTS.lease(config) as client:
                 pager = await client.aio.models.list(config={"page_size": 1000})
-                return [
-                    model.name.removeprefix("models/")
+                models = [
+                    model
                     async for model in pager
                     if model.name
                     and "generateContent" in (model.supported_actions or ())
@@ -373,6 +473,14 @@ class GoogleProvider(BaseProvider):
                 ]
         except Exception as e:
             raise self._map_error(e) from e
+        await self.remember_model_facts(
+            {
+                model.name.removeprefix("models/"): {"reasoning": model.thinking}
+                for model in models
+                if isinstance(model.thinking, bool)
+            }
+        )
+        return [model.name.removeprefix("models/") for model in models]
 
     def _map_error(self, e: BaseException) -> ProviderError:
         """The ProviderError for an exception of the SDK or its HTTP library: the SDK's

@@ -47,7 +47,9 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
+    text_only,
 )
+from .capabilities import TEXT_ONLY, ModelCapabilities
 from .openai_provider import ChunkReader, alternating_history
 
 if TYPE_CHECKING:
@@ -314,12 +316,18 @@ class LocalProvider(BaseProvider):
     # -- pure parts ----------------------------------------------------------------------
 
     @staticmethod
-    def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, str]]:
+    def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, Any]]:
         """OpenAI-shaped messages for the model's chat template, one system message first,
         blank turns dropped and same-role turns merged (``alternating_history``): any GGUF
         may be configured, and the chat templates of many (Mistral, Llama 2, Gemma) raise
-        on a history that does not alternate, which a failed reply leaves behind."""
-        return alternating_history(messages, system_prompt)
+        on a history that does not alternate, which a failed reply leaves behind. The
+        model reads text only: content parts become their text (``text_only``), and an
+        image or a PDF raises BadRequestError."""
+        return alternating_history(text_only(messages, LocalProvider.label), system_prompt)
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """Text only, no reasoning settings (llama-cpp-python runs a text model here)."""
+        return TEXT_ONLY
 
     @staticmethod
     def _build_request(
@@ -342,9 +350,12 @@ class LocalProvider(BaseProvider):
     # -- streaming -----------------------------------------------------------------------
 
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
-        """Generate in a worker thread and relay its events; stopping early stops it."""
+        """Generate in a worker thread and relay its events; stopping early stops it.
+        Raises BadRequestError ("<label>: cannot read images/PDF files") for an image or a
+        PDF, before anything is loaded."""
+        messages = text_only(messages, self.label)
         problem = self._problem()
         if problem:
             raise NotConfiguredError(problem[0], provider=self.label)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .base_provider import (
@@ -33,9 +33,12 @@ from .base_provider import (
     TextDelta,
     UnavailableError,
     Usage,
+    cannot_read_files,
     clean_upstream_message,
+    is_blank,
     split_system,
 )
+from .capabilities import MISTRAL_MODELS, ModelCapabilities, lookup
 from .clients import ClientConfig, SdkClients, shared_tls_context
 from .transport import status_error, transport_error
 
@@ -56,7 +59,7 @@ _FINISH_REASONS: dict[str, str] = {
 CONTINUE_USER_TURN = "[continue]"
 
 
-def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, str]]:
+def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[dict[str, Any]]:
     """OpenAI-shaped messages for Mistral, valid whatever the stored history looks like
     after failed, stopped or empty replies (rules of Mistral's request validator,
     mistral-common ``MistralRequestValidator``):
@@ -71,18 +74,61 @@ def _map_messages(messages: Sequence[Message], system_prompt: str = "") -> list[
       Mistral accepts user after user and a conversation that opens with the assistant,
       so nothing is merged or invented (a [user, user] history reaches the model as the
       person wrote it);
-    * a trailing assistant turn gets ``CONTINUE_USER_TURN`` after it.
+    * a trailing assistant turn gets ``CONTINUE_USER_TURN`` after it;
+    * content parts become Mistral's content chunks (``_chunks``): text chunks and, for
+      an image, ``{"type": "image_url", "image_url": "data:..."}``. A PDF cannot go:
+      Mistral's document chunk takes only a URL, so PDFs are not native here (the app
+      sends their text instead) and one that arrives raises BadRequestError.
     """
     system, turns = split_system(messages, system_prompt)
-    turns = [turn for turn in turns if turn["content"].strip()]
+    turns = [
+        {"role": turn["role"], "content": _chunks(turn["content"])}
+        for turn in turns
+        if not is_blank(turn["content"])
+    ]
     if turns and turns[-1]["role"] == "assistant":
         turns.append({"role": "user", "content": CONTINUE_USER_TURN})
     return ([{"role": "system", "content": system}] if system else []) + turns
 
 
-def _build_request(messages: Sequence[Message], model: str, options: ChatOptions) -> dict[str, Any]:
-    """Keyword arguments for ``client.chat.stream_async``. Raises BadRequestError when
-    no turn has text."""
+def _chunks(content: Any) -> str | list[dict[str, Any]]:
+    """A turn's content for Mistral: text as it is; content parts as text and
+    ``image_url`` chunks (the data URL as a plain string, as the SDK's
+    ``ImageURLChunk`` takes it), blank text left out. Raises BadRequestError for a PDF."""
+    if isinstance(content, str):
+        return content
+    chunks: list[dict[str, Any]] = []
+    for part in content:
+        kind = part["type"]
+        if kind == "text":
+            if part["text"].strip():
+                chunks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            chunks.append({"type": "image_url", "image_url": part["image_url"]["url"]})
+        elif kind == "file":
+            raise cannot_read_files(MistralProvider.label, ("pdf",))
+    return chunks
+
+
+def takes_reasoning_effort(model: str, facts: Mapping[str, bool | None]) -> bool:
+    """Whether ``model`` reasons, and so takes ``reasoning_effort``: the model list's
+    ``capabilities.reasoning`` where it said, else ``capabilities.MISTRAL_MODELS``
+    (Magistral)."""
+    listed = facts.get("reasoning")
+    if listed is not None:
+        return bool(listed)
+    return bool(lookup(MISTRAL_MODELS, model).reasoning)
+
+
+def _build_request(
+    messages: Sequence[Message],
+    model: str,
+    options: ChatOptions,
+    facts: Mapping[str, bool | None] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``client.chat.stream_async``; ``reasoning_effort`` only for
+    a model that reasons (``takes_reasoning_effort``; ``facts``: what the model list
+    said). Raises BadRequestError when no turn has text, or for a PDF."""
     mapped = _map_messages(messages, options.system_prompt)
     if not any(m["role"] != "system" for m in mapped):
         raise BadRequestError("there is no message to answer")
@@ -91,6 +137,8 @@ def _build_request(messages: Sequence[Message], model: str, options: ChatOptions
         request["temperature"] = float(options.temperature)
     if options.max_tokens is not None:
         request["max_tokens"] = options.max_tokens
+    if options.reasoning_effort is not None and takes_reasoning_effort(model, facts or {}):
+        request["reasoning_effort"] = options.reasoning_effort
     return request
 
 
@@ -168,14 +216,33 @@ class MistralProvider(BaseProvider):
         "ministral-3b-latest",
     )
 
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """Images and reasoning as the model list says (``capabilities.vision``,
+        ``reasoning``), else as ``capabilities.MISTRAL_MODELS`` does; PDFs never native
+        (see ``_map_messages``)."""
+        return ModelCapabilities.from_facts(self.model_facts(model)).over(
+            lookup(MISTRAL_MODELS, model)
+        )
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """No thinking budget (Mistral has none); a reasoning effort only for models
+        that reason."""
+        from django.utils.translation import gettext
+
+        unsupported = {"thinking_budget": gettext("Mistral models take no thinking budget")}
+        if not takes_reasoning_effort(model, self.model_facts(model)):
+            unsupported["reasoning_effort"] = gettext("this model does not reason")
+        return unsupported
+
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
         """Text as TextDelta, thinking chunks as ReasoningDelta, then Usage and Finish
         once a chunk gave a ``finish_reason``. A stream that ends without one yields no
         Finish (``BaseProvider.stream`` marks it cut off). ``finish_reason: "error"``
         and SDK errors raise ProviderError."""
-        request = _build_request(messages, model, options)
+        facts = await self.amodel_facts(model) if options.reasoning_effort else {}
+        request = _build_request(messages, model, options, facts)
         finish: str | None = None
         usage: Usage | None = None
         received = False
@@ -220,13 +287,23 @@ class MistralProvider(BaseProvider):
                 listing = await client.models.list_async()
         except Exception as e:
             raise self._map_error(e) from e
-        ids = {
-            card.id
+        cards = [
+            card
             for card in listing.data or ()
             if isinstance(getattr(card, "id", None), str)
             and getattr(getattr(card, "capabilities", None), "completion_chat", False)
-        }
-        return sorted(ids)
+        ]
+        await self.remember_model_facts(
+            {
+                card.id: {
+                    "images": bool(card.capabilities.vision),
+                    "pdf": False,
+                    "reasoning": bool(card.capabilities.reasoning),
+                }
+                for card in cards
+            }
+        )
+        return sorted({card.id for card in cards})
 
     def _map_error(self, e: BaseException) -> ProviderError:
         """The ProviderError for an SDK or transport exception. Mistral's own part: an

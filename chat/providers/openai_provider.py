@@ -81,9 +81,11 @@ from .base_provider import (
     Usage,
     clean_upstream_message,
     error_for_status,
+    is_blank,
     merge_consecutive,
     split_system,
 )
+from .capabilities import OPENAI_MINIMAL_EFFORT, OPENAI_MODELS, UNKNOWN, ModelCapabilities, lookup
 from .clients import ClientConfig, SdkClients, shared_tls_context
 from .event_stream import SSEParser
 from .reasoning import ThinkTagSplitter, content_part_events
@@ -139,6 +141,10 @@ _NOT_CHAT = re.compile(
 _FIXED_TEMPERATURE = re.compile(r"^(o\d|gpt-5(?!-chat))")
 
 
+def _base_model(model: str) -> str:
+    return model.lower().removeprefix("ft:")
+
+
 def is_chat_model(model_id: str) -> bool:
     """Whether an id from OpenAI's ``/models`` is a chat model usable here. Fine-tuned
     models (``ft:gpt-4o-mini:...``) count as their base model."""
@@ -153,13 +159,14 @@ def accepts_temperature(model: str) -> bool:
 
 
 def alternating_history(
-    messages: Sequence[Mapping[str, str]], system_prompt: str = ""
-) -> list[dict[str, str]]:
+    messages: Sequence[Mapping[str, Any]], system_prompt: str = ""
+) -> list[dict[str, Any]]:
     """OpenAI-shaped messages -> a history that chat templates requiring alternation
     accept, whatever happened in the conversation before.
 
-    ``[{"role": "system"|"user"|"assistant", "content": str}, ...]`` in, the same shape
-    out:
+    ``[{"role": "system"|"user"|"assistant", "content": str | parts}, ...]`` in, the
+    same shape out (content parts, images and PDF files included, are kept as they are:
+    the Chat Completions API reads them natively):
 
     * one system message first: the options' system prompt, then the text of any system
       messages of the history, joined by a blank line (the chat templates of Mistral,
@@ -177,7 +184,7 @@ def alternating_history(
       opening assistant turn, which is kept: the next question may refer to it).
     """
     system, turns = split_system(messages, system_prompt)
-    turns = merge_consecutive([turn for turn in turns if turn["content"].strip()])
+    turns = merge_consecutive([turn for turn in turns if not is_blank(turn["content"])])
     if turns and turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": OPENING_USER_TURN})
     return [{"role": "system", "content": system}, *turns] if system else turns
@@ -241,9 +248,11 @@ class OpenAIProvider(BaseProvider):
 
     @staticmethod
     def _map_messages(
-        messages: Sequence[Mapping[str, str]], system_prompt: str = ""
-    ) -> list[dict[str, str]]:
+        messages: Sequence[Mapping[str, Any]], system_prompt: str = ""
+    ) -> list[dict[str, Any]]:
         """A history every Chat Completions server accepts: see ``alternating_history``.
+        Image (``image_url``) and PDF (``file``) parts go as they are: they are this
+        API's own format.
 
         OpenAI proper gets the same history: its API takes any order, and reads two
         merged turns as it reads them apart, while ``OPENAI_BASE_URL`` may point at a
@@ -252,10 +261,11 @@ class OpenAIProvider(BaseProvider):
         return alternating_history(messages, system_prompt)
 
     def _build_request(
-        self, messages: Sequence[Mapping[str, str]], model: str, options: ChatOptions
+        self, messages: Sequence[Mapping[str, Any]], model: str, options: ChatOptions
     ) -> dict[str, Any]:
-        """The keyword arguments of ``chat.completions.create``. Raises BadRequestError
-        when the history holds nothing to answer (only blank turns)."""
+        """The keyword arguments of ``chat.completions.create``. Options a model does
+        not take (``unsupported_options``) are left out. Raises BadRequestError when the
+        history holds nothing to answer (only blank turns)."""
         mapped = self._map_messages(messages, options.system_prompt)
         if not any(message["role"] != "system" for message in mapped):
             raise BadRequestError("there is no message to answer", provider=self.label)
@@ -269,10 +279,49 @@ class OpenAIProvider(BaseProvider):
             request["temperature"] = options.temperature
         if options.max_tokens is not None:
             request[self.max_tokens_param] = options.max_tokens
+        effort = self._reasoning_effort(model, options.reasoning_effort)
+        if effort is not None:
+            request["reasoning_effort"] = effort
         return request
 
     def _accepts_temperature(self, model: str) -> bool:
         return accepts_temperature(model)
+
+    def _reasoning_effort(self, model: str, effort: str | None) -> str | None:
+        """The ``reasoning_effort`` to send, None for none. Only OpenAI's reasoning
+        models take it (others answer 400); "minimal" is GPT-5's alone, so the o-series
+        gets its lowest, "low".
+
+        Chat Completions gives no reasoning summary (only the Responses API does): a
+        reasoning model's thinking is not shown, but its tokens are counted
+        (``usage.completion_tokens_details.reasoning_tokens`` -> ``Usage.reasoning_tokens``,
+        see ``read_usage``)."""
+        if effort is None or not self.capabilities(model).reasoning:
+            return None
+        if effort == "minimal" and not OPENAI_MINIMAL_EFFORT.match(_base_model(model)):
+            return "low"
+        return effort
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """From OpenAI's model table (its model list says nothing about inputs): see
+        ``capabilities.OPENAI_MODELS``."""
+        return lookup(OPENAI_MODELS, model)
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """Reasoning models (o-series, GPT-5) take no temperature but a reasoning
+        effort; the others the reverse. No OpenAI model takes a thinking budget."""
+        from django.utils.translation import gettext
+
+        unsupported = {
+            "thinking_budget": gettext(
+                "OpenAI models take a reasoning effort, not a thinking budget"
+            )
+        }
+        if not self._accepts_temperature(model):
+            unsupported["temperature"] = gettext("reasoning models use a fixed temperature")
+        if not self.capabilities(model).reasoning:
+            unsupported["reasoning_effort"] = gettext("this model does not reason")
+        return unsupported
 
     def _keep_model(self, model_id: str) -> bool:
         return is_chat_model(model_id)
@@ -295,7 +344,7 @@ class OpenAIProvider(BaseProvider):
     # -- the calls -----------------------------------------------------------------------
 
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, Any]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
         """The reply's events, read from the HTTP response the SDK opened.
 
@@ -803,6 +852,27 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     def _accepts_temperature(self, model: str) -> bool:
         return True  # a compatible server's own business
+
+    def _reasoning_effort(self, model: str, effort: str | None) -> str | None:
+        # Sent as given: Ollama, vLLM, Groq, OpenRouter and others read it for their
+        # reasoning models; a server that does not answers with its own error.
+        return effort
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        """Unknown: a compatible server may serve any model (images and PDFs are sent
+        as OpenAI parts, and the server's error is shown if it refuses them)."""
+        return UNKNOWN
+
+    def unsupported_options(self, model: str) -> dict[str, str]:
+        """Temperature and reasoning effort go to the server as given; a thinking
+        budget has no field in the Chat Completions API."""
+        from django.utils.translation import gettext
+
+        return {
+            "thinking_budget": gettext(
+                "OpenAI-compatible servers take a reasoning effort, not a thinking budget"
+            )
+        }
 
     def _keep_model(self, model_id: str) -> bool:
         return True

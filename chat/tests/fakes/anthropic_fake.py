@@ -293,11 +293,60 @@ def split_reply(text: str) -> list[str]:
 # --- Models -----------------------------------------------------------------------------
 
 
-def models_json(
-    ids: Iterable[str] = DEFAULT_MODEL_IDS, *, retired: Iterable[str] = ()
+def capabilities_json(
+    *,
+    images: bool = True,
+    pdf: bool = True,
+    thinking: bool = True,
+    thinking_budget: bool = True,
+    effort: bool = True,
 ) -> dict[str, Any]:
-    """One page of ``GET /v1/models`` (newest first, as the API lists them)."""
-    data = [_model_info(model_id, "active") for model_id in ids]
+    """A model's ``capabilities`` in the model list, every key present (as the API sends
+    them): image and PDF input, thinking (``types.enabled``: a manual budget, and
+    ``adaptive``), effort levels, and the rest supported."""
+
+    def yes(value: bool = True) -> dict[str, bool]:
+        return {"supported": value}
+
+    return {
+        "batch": yes(),
+        "citations": yes(),
+        "code_execution": yes(),
+        "context_management": {"supported": True},
+        "effort": {
+            "supported": effort,
+            "low": yes(effort),
+            "medium": yes(effort),
+            "high": yes(effort),
+            "max": yes(effort),
+        },
+        "image_input": yes(images),
+        "pdf_input": yes(pdf),
+        "server_tools": {"supported": True},
+        "structured_outputs": yes(),
+        "thinking": {
+            "supported": thinking,
+            "types": {
+                "adaptive": yes(thinking),
+                "between_tools": yes(False),
+                "disabled": yes(),
+                "enabled": yes(thinking and thinking_budget),
+            },
+        },
+    }
+
+
+def models_json(
+    ids: Iterable[str] = DEFAULT_MODEL_IDS,
+    *,
+    retired: Iterable[str] = (),
+    capabilities: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One page of ``GET /v1/models`` (newest first, as the API lists them).
+    ``capabilities`` gives some models a ``capabilities`` object (``capabilities_json``);
+    the others have none."""
+    capabilities = capabilities or {}
+    data = [_model_info(model_id, "active", capabilities.get(model_id)) for model_id in ids]
     data += [_model_info(model_id, "retired") for model_id in retired]
     return {
         "data": data,
@@ -311,9 +360,11 @@ def models_response(ids: Iterable[str] = DEFAULT_MODEL_IDS, **kwargs: Any) -> Js
     return JsonResponse(models_json(ids, **kwargs))
 
 
-def _model_info(model_id: str, lifecycle: str) -> dict[str, Any]:
+def _model_info(
+    model_id: str, lifecycle: str, capabilities: dict[str, Any] | None = None
+) -> dict[str, Any]:
     name = model_id.removeprefix("claude-").replace("-", " ").title()
-    return {
+    info: dict[str, Any] = {
         "type": "model",
         "id": model_id,
         "display_name": f"Claude {name}",
@@ -324,6 +375,9 @@ def _model_info(model_id: str, lifecycle: str) -> dict[str, Any]:
         "max_input_tokens": 1_000_000,
         "max_tokens": 128_000,
     }
+    if capabilities is not None:
+        info["capabilities"] = capabilities
+    return info
 
 
 # --- What the API accepts -------------------------------------------------------------
@@ -369,6 +423,46 @@ def _has_text(content: Any) -> bool:
     return False
 
 
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def check_blocks(messages: Any) -> str | None:
+    """The 400 message for an image or document block the API rejects (a source that
+    is not base64 of an accepted type, a block type it does not know), or None."""
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        content = message.get("content")
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            kind = block.get("type")
+            source = block.get("source") or {}
+            where = f"messages.{i}.content.{j}"
+            if kind == "text":
+                continue
+            if kind not in ("image", "document"):
+                return f"{where}.type: Input tag '{kind}' found using 'type' does not match"
+            allowed = _IMAGE_TYPES if kind == "image" else ("application/pdf",)
+            if source.get("type") != "base64" or source.get("media_type") not in allowed:
+                return f"{where}.source: Input does not match the expected {kind} source"
+            if not source.get("data"):
+                return f"{where}.source.data: the {kind} is empty"
+    return None
+
+
+def check_thinking(body: dict[str, Any]) -> str | None:
+    """The 400 message for a ``thinking`` setting the API rejects: a budget under 1,024
+    tokens or not under ``max_tokens``, or a temperature beside it; None when fine."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+    if budget >= body.get("max_tokens", 0):
+        return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    if "temperature" in body:
+        return "`temperature` may only be set to 1 when thinking is enabled."
+    return None
+
+
 # --- A whole fake Claude API ------------------------------------------------------------
 
 
@@ -387,13 +481,18 @@ def install(
     models: Sequence[str] = DEFAULT_MODEL_IDS,
     api_key: str | None = None,
     chunk_delay: float = 0.0,
+    thinking: str = "Let me think about that.",
+    capabilities: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Make ``upstream`` answer like the Claude API, as route defaults (queued responses
     added later with ``upstream.add`` still win, once each).
 
     ``reply`` is the text of every answer, or a function of the request body returning it.
     With ``api_key`` set, a request carrying another key gets a 401. A model not in
-    ``models`` gets a 404; a history the API rejects gets its 400 (``check_messages``).
+    ``models`` gets a 404; a history the API rejects gets its 400 (``check_messages``,
+    ``check_blocks``), as does a thinking setting it rejects (``check_thinking``). A
+    request with thinking enabled streams ``thinking`` first as a thinking block.
+    ``capabilities`` (model id -> ``capabilities_json(...)``) goes into the model list.
     ``chunk_delay`` slows the stream (for Stop buttons and spinners)."""
 
     def check(request: RecordedRequest) -> JsonResponse | None:
@@ -416,16 +515,29 @@ def install(
             return model_not_found(model)
         if "max_tokens" not in body:
             return error_response(400, "max_tokens: Field required")
-        problem = check_messages(body.get("messages"))
+        problem = (
+            check_messages(body.get("messages"))
+            or check_blocks(body.get("messages"))
+            or check_thinking(body)
+        )
         if problem:
             return error_response(400, problem)
         text = reply(body) if callable(reply) else reply
+        thinks = (body.get("thinking") or {}).get("type") == "enabled"
         if body.get("stream"):
-            return stream_response(split_reply(text), model=model, chunk_delay=chunk_delay)
+            return stream_response(
+                split_reply(text),
+                model=model,
+                chunk_delay=chunk_delay,
+                thinking=thinking if thinks else None,
+                # Output tokens include the thinking, broken out apart.
+                output_tokens=_count_tokens(text) + _count_tokens(thinking) if thinks else None,
+                thinking_tokens=_count_tokens(thinking) if thinks else None,
+            )
         return JsonResponse(message_json(text, model=model), headers={"request-id": _id("req")})
 
     def model_list(request: RecordedRequest) -> JsonResponse:
-        return check(request) or models_response(models)
+        return check(request) or models_response(models, capabilities=capabilities)
 
     upstream.set_default("POST", MESSAGES_PATH, messages)
     upstream.set_default("GET", MODELS_PATH, model_list)

@@ -11,6 +11,7 @@ from chat.providers.base_provider import (
     BaseProvider,
     ChatOptions,
     Finish,
+    ModelCapabilities,
     ProviderError,
     ReasoningDelta,
     StreamEvent,
@@ -42,16 +43,31 @@ class FakeProvider(BaseProvider):
     # Models that take no temperature, with the reason (like Anthropic's, or OpenAI's
     # reasoning models).
     no_temperature: ClassVar[dict[str, str]] = {"fake-large": "this model uses a fixed temperature"}
+    # Models that take no reasoning settings (reasoning_effort, thinking_budget), with
+    # the reason; fake-large takes both.
+    no_reasoning: ClassVar[dict[str, str]] = {"fake-small": "this model does not reason"}
+    # What each model reads (ModelCapabilities); a model not listed is unknown (the app
+    # sends it everything). Tests set entries and restore them.
+    model_capabilities: ClassVar[dict[str, ModelCapabilities]] = {}
     scripts: ClassVar[list[Script]] = []
     calls: ClassVar[list[dict[str, object]]] = []
     cancelled: ClassVar[list[bool]] = []
 
     def unsupported_options(self, model: str) -> dict[str, str]:
+        unsupported = {}
         reason = self.no_temperature.get(model)
-        return {"temperature": reason} if reason else {}
+        if reason:
+            unsupported["temperature"] = reason
+        reason = self.no_reasoning.get(model)
+        if reason:
+            unsupported["reasoning_effort"] = unsupported["thinking_budget"] = reason
+        return unsupported
+
+    def capabilities(self, model: str) -> ModelCapabilities:
+        return self.model_capabilities.get(model, ModelCapabilities())
 
     async def _stream(
-        self, messages: list[dict[str, str]], model: str, options: ChatOptions
+        self, messages: list[dict[str, object]], model: str, options: ChatOptions
     ) -> AsyncIterator[StreamEvent]:
         script = self.scripts.pop(0) if self.scripts else Script()
         type(self).calls.append({"messages": messages, "model": model, "options": options})

@@ -229,8 +229,9 @@ def error_response(
 
 def check_contents(body: Any) -> str | None:
     """The 400 message the Gemini API answers for the ``contents`` of a request it
-    rejects, or None when it accepts them: roles user/model, every part with text, user
-    and model alternating, the first and the last turn the user's."""
+    rejects, or None when it accepts them: roles user/model, every part with text or
+    inline data (base64 ``data`` and a ``mimeType``), user and model alternating, the
+    first and the last turn the user's."""
     contents = body.get("contents") if isinstance(body, dict) else None
     if not contents:
         return "* GenerateContentRequest.contents: contents is not specified"
@@ -242,6 +243,16 @@ def check_contents(body: Any) -> str | None:
                 f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
             )
         for j, part in enumerate(content["parts"]):
+            inline = part.get("inlineData") or part.get("inline_data")
+            if inline is not None:
+                if not inline.get("data") or not (
+                    inline.get("mimeType") or inline.get("mime_type")
+                ):
+                    return (
+                        f"* GenerateContentRequest.contents[{i}].parts[{j}].inline_data: "
+                        "data and mime_type are required"
+                    )
+                continue
             if not part.get("text"):
                 return (
                     f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof "
@@ -299,8 +310,11 @@ def model_entry(
     *,
     methods: Sequence[str] = ("generateContent", "countTokens"),
     display_name: str | None = None,
+    thinking: bool | None = None,
 ) -> dict[str, Any]:
-    return {
+    """One model of ``GET /models``; ``thinking`` (whether it thinks) is left out unless
+    given, as older entries have it."""
+    entry: dict[str, Any] = {
         "name": f"models/{model_id}",
         "version": "001",
         "displayName": display_name or model_id,
@@ -308,6 +322,9 @@ def model_entry(
         "outputTokenLimit": 65536,
         "supportedGenerationMethods": list(methods),
     }
+    if thinking is not None:
+        entry["thinking"] = thinking
+    return entry
 
 
 def models_response(

@@ -211,22 +211,45 @@ def invalid_model_response(model: str) -> JsonResponse:
     )
 
 
-def model_card(model_id: str, *, chat: bool = True) -> dict[str, Any]:
+def model_card(
+    model_id: str, *, chat: bool = True, vision: bool = False, reasoning: bool = False
+) -> dict[str, Any]:
+    """One model of ``GET /v1/models``, its ``capabilities`` as the API sends them."""
     return {
         "id": model_id,
         "object": "model",
         "created": 1_760_000_000,
         "owned_by": "mistralai",
         "type": "base",
-        "capabilities": {"completion_chat": chat, "function_calling": chat},
+        "capabilities": {
+            "completion_chat": chat,
+            "function_calling": chat,
+            "completion_fim": False,
+            "fine_tuning": False,
+            "vision": vision,
+            "reasoning": reasoning,
+            "ocr": False,
+            "classification": False,
+            "moderation": False,
+            "audio": False,
+        },
         "max_context_length": 131072,
         "aliases": [],
     }
 
 
-def models_response(chat_ids: Iterable[str], *, other_ids: Iterable[str] = ()) -> JsonResponse:
-    """``GET /v1/models``: chat models, plus ``other_ids`` that cannot chat (embeddings)."""
-    data = [model_card(i) for i in chat_ids] + [model_card(i, chat=False) for i in other_ids]
+def models_response(
+    chat_ids: Iterable[str],
+    *,
+    other_ids: Iterable[str] = (),
+    vision: Iterable[str] = (),
+    reasoning: Iterable[str] = (),
+) -> JsonResponse:
+    """``GET /v1/models``: chat models (those in ``vision`` read images, those in
+    ``reasoning`` reason), plus ``other_ids`` that cannot chat (embeddings)."""
+    vision, reasoning = set(vision), set(reasoning)
+    data = [model_card(i, vision=i in vision, reasoning=i in reasoning) for i in chat_ids]
+    data += [model_card(i, chat=False) for i in other_ids]
     return JsonResponse({"object": "list", "data": data})
 
 

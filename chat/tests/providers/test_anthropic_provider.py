@@ -38,8 +38,10 @@ from chat.providers.base_provider import (
     UnavailableError,
     Usage,
 )
+from chat.providers.capabilities import ModelCapabilities
 from chat.tests.fakes import anthropic_fake as fake
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse, sse
+from chat.tests.providers import media
 from chat.tests.providers.histories import MESSY_HISTORIES
 
 KEY = "sk-ant-test-SECRET0123456789"
@@ -766,3 +768,173 @@ def test_claude_says_it_takes_no_temperature_so_the_settings_can_disable_it():
         [{"role": "user", "content": "hi"}], fake.DEFAULT_MODEL, ChatOptions(temperature=0.5)
     )
     assert "temperature" not in request
+
+
+# --- Images, PDFs, extended thinking and model capabilities -------------------------------
+
+
+@pytest.fixture
+def fresh_cache(settings):
+    """A private Django cache: the model list's capabilities are kept there."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"anthropic-{time.monotonic_ns()}",
+        }
+    }
+
+
+def test_map_messages_turns_parts_into_image_and_document_blocks():
+    history = [{"role": "user", "content": [media.image(), media.pdf("q3.pdf"), media.text("Hi")]}]
+    _system, turns = _map_messages(history)
+    assert turns == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": media.PNG_B64},
+                },
+                {
+                    "type": "document",
+                    "source": {
+                        "type": "base64",
+                        "media_type": "application/pdf",
+                        "data": media.PDF_B64,
+                    },
+                    "title": "q3.pdf",
+                },
+                {"type": "text", "text": "Hi"},
+            ],
+        }
+    ]
+
+
+def test_map_messages_merges_an_image_turn_with_the_next_question():
+    history = [*media.ask_about_image("Look"), {"role": "user", "content": "  "}]
+    history += [{"role": "user", "content": "Well?"}]
+    _system, turns = _map_messages(history)
+    assert [block["type"] for block in turns[0]["content"]] == ["image", "text", "text"]
+    assert len(turns) == 1
+
+
+async def test_image_reaches_claude_as_a_base64_image_block(upstream):
+    fake.install(upstream, reply="A single pixel.")
+    events = await collect(make_provider(upstream), media.ask_about_image())
+    assert text_of(events) == "A single pixel."
+    [message] = upstream.requests[0].json()["messages"]
+    assert message["content"] == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": media.PNG_B64},
+        },
+        {"type": "text", "text": "What is in this picture?"},
+    ]
+
+
+async def test_pdf_reaches_claude_as_a_base64_document_block(upstream):
+    fake.install(upstream, reply="A quarterly report.")
+    events = await collect(make_provider(upstream), media.ask_about_pdf())
+    assert events[-1] == Finish("stop")
+    [message] = upstream.requests[0].json()["messages"]
+    assert message["content"][0] == {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": media.PDF_B64},
+        "title": "report.pdf",
+    }
+
+
+async def test_thinking_budget_turns_extended_thinking_on(upstream):
+    fake.install(upstream, reply="Four.", thinking="2 + 2 makes 4.")
+    options = ChatOptions(thinking_budget=2048, temperature=0.5)
+    events = await collect(make_provider(upstream), options=options)
+    body = upstream.requests[0].json()
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "summarized"}
+    # The budget counts against max_tokens, which must exceed it: room for the reply too.
+    assert body["max_tokens"] == 2048 + DEFAULT_MAX_TOKENS
+    assert "temperature" not in body
+    assert (reasoning_of(events), text_of(events)) == ("2 + 2 makes 4.", "Four.")
+    # Thinking deltas come before the text, and the signature delta adds nothing.
+    assert (
+        isinstance(events[0], ReasoningDelta)
+        and len([e for e in events if isinstance(e, ReasoningDelta)]) == 2
+    )
+    # Output tokens include the thinking, which is also counted apart.
+    assert Usage(input_tokens=12, output_tokens=6 + 2, reasoning_tokens=6) in events
+
+
+async def test_thinking_budget_adds_the_chosen_max_tokens_for_the_reply(upstream):
+    fake.install(upstream)
+    await collect(
+        make_provider(upstream), options=ChatOptions(thinking_budget=4096, max_tokens=300)
+    )
+    assert upstream.requests[0].json()["max_tokens"] == 4096 + 300
+
+
+async def test_no_thinking_is_asked_for_without_a_budget(upstream):
+    fake.install(upstream)
+    await collect(make_provider(upstream))
+    body = upstream.requests[0].json()
+    assert "thinking" not in body and "output_config" not in body
+
+
+def test_a_model_that_does_not_think_gets_no_thinking_budget():
+    options = ChatOptions(thinking_budget=2048)
+    request = _build_request(HELLO, "claude-3-5-sonnet-20241022", options)
+    assert "thinking" not in request and request["max_tokens"] == DEFAULT_MAX_TOKENS
+    assert "thinking" in _build_request(HELLO, "claude-3-7-sonnet-20250219", options)
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("minimal", "low"), ("high", "high")])
+async def test_reasoning_effort_is_output_config_effort_where_the_model_takes_it(
+    upstream, effort, sent
+):
+    fake.install(upstream)
+    await collect(make_provider(upstream), options=ChatOptions(reasoning_effort=effort))
+    assert upstream.requests[0].json()["output_config"] == {"effort": sent}
+
+
+def test_reasoning_effort_is_not_sent_to_a_model_without_effort():
+    request = _build_request(
+        HELLO, "claude-sonnet-4-20250514", ChatOptions(reasoning_effort="high")
+    )
+    assert "output_config" not in request
+
+
+async def test_model_list_capabilities_say_what_each_model_reads(upstream, fresh_cache):
+    fake.install(
+        upstream,
+        capabilities={
+            "claude-sonnet-5-5": fake.capabilities_json(),
+            "claude-haiku-5-5": fake.capabilities_json(
+                pdf=False, thinking_budget=False, effort=False
+            ),
+        },
+    )
+    provider = make_provider(upstream)
+    assert provider.capabilities("claude-haiku-5-5") == ModelCapabilities(
+        images=True, pdf=True, reasoning=True
+    )  # before the list is fetched: the table
+    await provider.list_models()
+    assert provider.capabilities("claude-sonnet-5-5") == ModelCapabilities(True, True, True)
+    assert provider.capabilities("claude-haiku-5-5") == ModelCapabilities(True, False, True)
+    assert set(provider.unsupported_options("claude-sonnet-5-5")) == {"temperature"}
+    assert set(provider.unsupported_options("claude-haiku-5-5")) == {
+        "temperature",
+        "thinking_budget",
+        "reasoning_effort",
+    }
+    # A request for a model the list says takes no budget and no effort sends neither.
+    options = ChatOptions(thinking_budget=2048, reasoning_effort="low")
+    events = [e async for e in provider.stream(HELLO, "claude-haiku-5-5", options)]
+    assert events[-1] == Finish("stop")
+    body = upstream.requests[-1].json()
+    assert "thinking" not in body and "output_config" not in body
+
+
+def test_capabilities_table_covers_claude_generations():
+    provider = AnthropicProvider(api_key="sk-ant-test")
+    assert provider.capabilities("claude-3-haiku-20240307") == ModelCapabilities(True, True, False)
+    assert provider.capabilities("claude-opus-4-1") == ModelCapabilities(True, True, True)
+    assert provider.capabilities("claude-2.1") == ModelCapabilities(False, False, False)
+    assert "thinking_budget" in provider.unsupported_options("claude-3-5-haiku-20241022")

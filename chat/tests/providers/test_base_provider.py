@@ -31,6 +31,10 @@ from chat.providers.base_provider import (
     split_system,
     with_system_prompt,
 )
+from chat.providers.capabilities import ModelCapabilities
+from chat.tests.providers.media import image as image_part
+from chat.tests.providers.media import pdf as pdf_part
+from chat.tests.providers.media import text as text_part
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -57,6 +61,33 @@ def test_options_reject_bad_max_tokens(max_tokens: Any) -> None:
 def test_options_from_kwargs_reject_unknown_option() -> None:
     with pytest.raises(BadRequestError, match="top_q"):
         ChatOptions.from_kwargs(top_q=0.5)
+
+
+@pytest.mark.parametrize("effort", ["minimal", "low", "medium", "high"])
+def test_options_accept_each_reasoning_effort(effort: str) -> None:
+    assert ChatOptions(reasoning_effort=effort).reasoning_effort == effort
+
+
+@pytest.mark.parametrize("effort", ["none", "xhigh", "HIGH", "", 3])
+def test_options_reject_other_reasoning_efforts(effort: Any) -> None:
+    with pytest.raises(BadRequestError, match="reasoning effort must be one of minimal"):
+        ChatOptions(reasoning_effort=effort)
+
+
+@pytest.mark.parametrize("budget", [1024, 8000, 128_000])
+def test_options_accept_thinking_budgets_in_range(budget: int) -> None:
+    assert ChatOptions(thinking_budget=budget).thinking_budget == budget
+
+
+@pytest.mark.parametrize("budget", [0, 1023, 128_001, 2048.0, True, "4096"])
+def test_options_reject_bad_thinking_budgets(budget: Any) -> None:
+    with pytest.raises(BadRequestError, match=r"thinking budget must be .* from 1024 to 128000"):
+        ChatOptions(thinking_budget=budget)
+
+
+def test_options_from_kwargs_take_the_reasoning_settings() -> None:
+    options = ChatOptions.from_kwargs(reasoning_effort="low", thinking_budget=2048)
+    assert (options.reasoning_effort, options.thinking_budget) == ("low", 2048)
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -292,6 +323,43 @@ async def test_guide_style_provider_exception_becomes_provider_error() -> None:
 
     with pytest.raises(UnavailableError, match="connection refused"):
         _ = [e async for e in Broken("k").stream(HELLO, "guide-1")]
+
+
+async def test_guide_style_provider_gets_text_parts_as_text() -> None:
+    provider = GuideStyle("k")
+    messages = [{"role": "user", "content": [text_part("Hello"), text_part("there")]}]
+    events = [e async for e in provider.stream(messages, "guide-1")]
+    assert events == [TextDelta("echo: Hello\n\nthere"), Finish("stop")]
+    assert provider.seen[0][0] == [{"role": "user", "content": "Hello\n\nthere"}]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ([image_part(), text_part("What is it?")], "cannot read images"),
+        ([pdf_part(), text_part("Sum up")], "cannot read PDF files"),
+    ],
+)
+async def test_guide_style_provider_refuses_images_and_pdfs_without_calling_it(
+    content: list[dict[str, Any]], words: str
+) -> None:
+    provider = GuideStyle("k")
+    with pytest.raises(BadRequestError, match=f"GuideStyle: {words}"):
+        _ = [e async for e in provider.stream([{"role": "user", "content": content}], "guide-1")]
+    assert provider.seen == []
+
+
+def test_guide_style_provider_reads_text_only_and_a_silent_native_one_is_unknown() -> None:
+    messages = [{"role": "user", "content": [image_part()]}]
+    assert GuideStyle("k").capabilities("guide-1") == ModelCapabilities(False, False, False)
+    assert Flaky([]).capabilities("m") == ModelCapabilities(None, None, None)
+    assert Flaky([]).get_response(messages, "m") == "ok"  # unknown: sent, the model decides
+
+
+def test_guide_style_provider_takes_no_reasoning_settings() -> None:
+    unsupported = GuideStyle("k").unsupported_options("guide-1")
+    assert set(unsupported) == {"reasoning_effort", "thinking_budget"}
+    assert unsupported["thinking_budget"] == "GuideStyle does not take this setting"
 
 
 async def test_guide_style_models_come_from_its_method() -> None:

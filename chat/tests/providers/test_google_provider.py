@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -32,6 +33,7 @@ from chat.providers.base_provider import (
     UnavailableError,
     Usage,
 )
+from chat.providers.capabilities import ModelCapabilities
 from chat.providers.google_provider import (
     CONTINUE_USER_TURN,
     OPENING_USER_TURN,
@@ -44,6 +46,7 @@ from chat.providers.google_provider import (
 )
 from chat.tests.fakes import google_fake as gf
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, StreamResponse
+from chat.tests.providers import media
 from chat.tests.providers.histories import MESSY_HISTORIES
 
 KEY = "AIzaSyFAKE-test-key-0123456789abcdef"
@@ -146,11 +149,12 @@ def test_build_request_puts_options_in_the_config():
         "system_instruction": "Be brief.",
         "temperature": 0.2,
         "max_output_tokens": 100,
+        "thinking_config": {"include_thoughts": True},
     }
 
 
 def test_build_request_leaves_unset_options_to_the_model():
-    request = _build_request(HELLO, MODEL, ChatOptions())
+    request = _build_request(HELLO, "gemini-2.0-flash", ChatOptions())
     assert request["config"] == {
         "automatic_continuation": False,
         "automatic_function_calling": {"disable": True},
@@ -472,7 +476,12 @@ async def test_request_body_has_generation_config(provider, upstream):
     gf.reply(upstream, "ok")
     await collect(provider, options=ChatOptions(temperature=0.4, max_tokens=64))
     body = upstream.requests[0].json()
-    assert body["generationConfig"] == {"temperature": 0.4, "maxOutputTokens": 64}
+    assert body["generationConfig"] == {
+        "temperature": 0.4,
+        "maxOutputTokens": 64,
+        # MODEL thinks: its thought summaries are always asked for.
+        "thinkingConfig": {"include_thoughts": True},
+    }
 
 
 async def test_base_url_version_is_used_in_the_path(upstream):
@@ -810,3 +819,136 @@ def test_model_menu_keeps_only_text_chat_models(model_id: str, chat: bool) -> No
     from chat.providers.google_provider import is_text_chat_model
 
     assert is_text_chat_model(model_id) is chat
+
+
+# -- images, PDFs, thinking and model capabilities -----------------------------------------
+
+
+@pytest.fixture
+def fresh_cache(settings):
+    """A private Django cache: the model list's capabilities are kept there."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"google-{os.getpid()}-{id(settings)}",
+        }
+    }
+
+
+def test_map_messages_turns_images_and_pdfs_into_inline_data_parts():
+    history = [{"role": "user", "content": [media.image(), media.pdf(), media.text("Compare")]}]
+    _system, [content] = _map_messages(history)
+    image, document, text = content["parts"]
+    assert (image.inline_data.mime_type, image.inline_data.data) == ("image/png", media.PNG)
+    assert (document.inline_data.mime_type, document.inline_data.data) == (
+        "application/pdf",
+        media.PDF,
+    )
+    assert text == {"text": "Compare"}
+
+
+def inline_data(part: dict) -> tuple[str, bytes]:
+    """(MIME type, bytes) of an ``inlineData`` part as the SDK sent it (URL-safe base64;
+    the API reads either spelling of the type's key)."""
+    inline = part["inlineData"]
+    return inline.get("mimeType") or inline["mime_type"], base64.urlsafe_b64decode(inline["data"])
+
+
+async def test_image_reaches_gemini_as_inline_data(provider, upstream):
+    upstream.add("POST", gf.STREAM_PATH, gf.validated(gf.text_stream("A dot.")))
+    events = await collect(provider, media.ask_about_image())
+    assert text_of(events) == "A dot."
+    [content] = upstream.requests[0].json()["contents"]
+    image, question = content["parts"]
+    assert inline_data(image) == ("image/png", media.PNG)
+    assert question == {"text": "What is in this picture?"}
+
+
+async def test_pdf_reaches_gemini_as_inline_data(provider, upstream):
+    upstream.add("POST", gf.STREAM_PATH, gf.validated(gf.text_stream("A report.")))
+    events = await collect(provider, media.ask_about_pdf())
+    assert events[-1] == Finish("stop")
+    [content] = upstream.requests[0].json()["contents"]
+    assert inline_data(content["parts"][0]) == ("application/pdf", media.PDF)
+
+
+async def test_thinking_budget_and_thoughts_are_asked_for(provider, upstream):
+    gf.reply(upstream, "ok", model="gemini-2.5-flash")
+    options = ChatOptions(thinking_budget=4096, reasoning_effort="high")
+    await collect_model(provider, "gemini-2.5-flash", options)
+    config = upstream.requests[0].json()["generationConfig"]
+    # Gemini 2.5 takes a budget, not a thinking level.
+    assert config["thinkingConfig"] == {"include_thoughts": True, "thinking_budget": 4096}
+
+
+@pytest.mark.parametrize(("effort", "level"), [("minimal", "MINIMAL"), ("high", "HIGH")])
+async def test_reasoning_effort_is_the_thinking_level_of_gemini_3(
+    provider, upstream, effort, level
+):
+    gf.reply(upstream, "ok")
+    options = ChatOptions(reasoning_effort=effort, thinking_budget=4096)
+    await collect(provider, options=options)
+    config = upstream.requests[0].json()["generationConfig"]
+    # A level and a budget together are refused: the level wins.
+    assert config["thinkingConfig"] == {"include_thoughts": True, "thinking_level": level}
+
+
+async def test_a_model_that_does_not_think_gets_no_thinking_config(provider, upstream):
+    gf.reply(upstream, "ok", model="gemini-2.0-flash")
+    options = ChatOptions(thinking_budget=4096, reasoning_effort="low")
+    await collect_model(provider, "gemini-2.0-flash", options)
+    assert "thinkingConfig" not in upstream.requests[0].json().get("generationConfig", {})
+
+
+async def test_thought_parts_stream_as_reasoning_with_their_tokens(provider, upstream):
+    usage = gf.usage_metadata(8, 2, thoughts_tokens=30)
+    upstream.add(
+        "POST",
+        gf.STREAM_PATH,
+        gf.events(
+            gf.chunk("Two and two", thought=True),
+            gf.chunk(" make four.", thought=True),
+            gf.chunk("Four.", finish_reason="STOP", usage=usage),
+        ),
+    )
+    events = await collect(provider, options=ChatOptions(thinking_budget=2048))
+    assert events == [
+        ReasoningDelta("Two and two"),
+        ReasoningDelta(" make four."),
+        TextDelta("Four."),
+        Usage(8, 32, reasoning_tokens=30),
+        Finish("stop"),
+    ]
+
+
+async def test_model_list_says_which_models_think(provider, upstream, fresh_cache):
+    gf.set_models(
+        upstream,
+        [
+            gf.model_entry("gemini-3.5-flash", thinking=True),
+            gf.model_entry("gemini-2.5-flash-lite", thinking=False),
+        ],
+    )
+    assert await provider.list_models() == ["gemini-3.5-flash", "gemini-2.5-flash-lite"]
+    assert provider.capabilities("gemini-3.5-flash") == ModelCapabilities(True, True, True)
+    assert provider.capabilities("gemini-2.5-flash-lite") == ModelCapabilities(True, True, False)
+    assert provider.unsupported_options("gemini-3.5-flash") == {}
+    assert set(provider.unsupported_options("gemini-2.5-flash-lite")) == {
+        "thinking_budget",
+        "reasoning_effort",
+    }
+    gf.reply(upstream, "ok", model="gemini-2.5-flash-lite")
+    await collect_model(provider, "gemini-2.5-flash-lite", ChatOptions(thinking_budget=2048))
+    assert "thinkingConfig" not in upstream.requests[-1].json().get("generationConfig", {})
+
+
+def test_gemini_2_5_takes_a_budget_but_no_effort(provider):
+    assert set(provider.unsupported_options("gemini-2.5-pro")) == {"reasoning_effort"}
+    assert set(provider.unsupported_options("gemini-2.0-flash")) == {
+        "reasoning_effort",
+        "thinking_budget",
+    }
+
+
+async def collect_model(provider: GoogleProvider, model: str, options: ChatOptions) -> list:
+    return [event async for event in provider.stream(HELLO, model, options)]

@@ -27,6 +27,7 @@ from chat.providers.base_provider import (
     UnavailableError,
     Usage,
 )
+from chat.providers.capabilities import ModelCapabilities
 from chat.providers.local_provider import (
     BUNDLED_MODEL_ID,
     LocalProvider,
@@ -34,6 +35,7 @@ from chat.providers.local_provider import (
     load_model,
     reply_events,
 )
+from chat.tests.providers import media
 from conftest import running_in_ci
 
 
@@ -452,3 +454,36 @@ def test_build_request_with_only_blank_turns_raises_bad_request() -> None:
         LocalProvider._build_request(
             [{"role": "user", "content": " "}], BUNDLED_MODEL_ID, ChatOptions()
         )
+
+
+# --- text only ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ([media.image(), media.text("What is this?")], "cannot read images"),
+        ([media.pdf(), media.text("Sum up")], "cannot read PDF files"),
+    ],
+)
+async def test_an_image_or_a_pdf_is_refused_before_the_model_runs(
+    content: list[dict[str, object]], words: str
+) -> None:
+    provider = make_provider(model_path=Path("/nonexistent/never-loaded.gguf"))
+    with pytest.raises(BadRequestError, match=f"{words}"):
+        await collect(provider, [{"role": "user", "content": content}], GREEDY)
+
+
+def test_text_parts_reach_the_chat_template_as_text() -> None:
+    messages = [{"role": "user", "content": [media.text("Hello"), media.text("there")]}]
+    request = LocalProvider._build_request(messages, BUNDLED_MODEL_ID, ChatOptions())
+    assert request["messages"] == [{"role": "user", "content": "Hello\n\nthere"}]
+
+
+def test_the_local_model_reads_text_only_and_takes_no_reasoning_settings() -> None:
+    provider = make_provider()
+    assert provider.capabilities(provider.model_id) == ModelCapabilities(False, False, False)
+    assert set(provider.unsupported_options(provider.model_id)) == {
+        "reasoning_effort",
+        "thinking_budget",
+    }

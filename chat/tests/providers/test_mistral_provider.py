@@ -30,6 +30,7 @@ from chat.providers.base_provider import (
     UnavailableError,
     Usage,
 )
+from chat.providers.capabilities import ModelCapabilities
 from chat.providers.mistral_provider import (
     CONTINUE_USER_TURN,
     MistralProvider,
@@ -38,6 +39,7 @@ from chat.providers.mistral_provider import (
 )
 from chat.tests.fakes import mistral_fake as fake
 from chat.tests.fakes.server import Break, FakeUpstream, JsonResponse, Pause, StreamResponse
+from chat.tests.providers import media
 from chat.tests.providers.histories import MESSY_HISTORIES
 
 FAKE_KEY = "sk-mistral-test-0123456789abcdef"
@@ -709,3 +711,99 @@ async def test_cancelling_the_consumer_closes_the_upstream_response(upstream):
     assert closed
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+# --- images, PDFs, reasoning effort and model capabilities --------------------------------
+
+
+@pytest.fixture
+def fresh_cache(settings):
+    """A private Django cache: the model list's capabilities are kept there."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"mistral-{id(settings)}",
+        }
+    }
+
+
+async def test_image_reaches_mistral_as_an_image_url_chunk(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.validated(fake.chat_stream(["A dot."])))
+
+    events = await collect(make_provider(upstream), messages=media.ask_about_image())
+
+    assert reply_text(events) == "A dot."
+    [message] = upstream.requests[0].json()["messages"]
+    assert message == {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": media.PNG_URL},
+            {"type": "text", "text": "What is in this picture?"},
+        ],
+    }
+
+
+async def test_a_pdf_is_refused_before_any_request_as_mistral_reads_none_natively(upstream):
+    with pytest.raises(BadRequestError, match="Mistral AI: cannot read PDF files"):
+        await collect(make_provider(upstream), messages=media.ask_about_pdf())
+    assert upstream.requests == []
+
+
+async def test_reasoning_effort_is_sent_to_a_model_that_reasons(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["ok"], model="magistral-medium-latest"))
+    provider = make_provider(upstream)
+    options = ChatOptions(reasoning_effort="high", thinking_budget=2048)
+
+    _ = [e async for e in provider.stream(HELLO, "magistral-medium-latest", options)]
+
+    body = upstream.requests[0].json()
+    assert body["reasoning_effort"] == "high"
+    assert "thinking_budget" not in body
+
+
+async def test_reasoning_effort_is_not_sent_to_a_model_that_does_not_reason(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["ok"]))
+
+    await collect(make_provider(upstream), ChatOptions(reasoning_effort="high"))
+
+    assert "reasoning_effort" not in upstream.requests[0].json()
+
+
+async def test_model_list_says_which_models_see_images_and_reason(upstream, fresh_cache):
+    upstream.add(
+        "GET",
+        fake.MODELS_PATH,
+        fake.models_response(
+            ["mistral-small-latest", "codestral-latest", "magistral-small-latest"],
+            vision=["mistral-small-latest", "magistral-small-latest"],
+            reasoning=["magistral-small-latest"],
+        ),
+    )
+    provider = make_provider(upstream)
+
+    await provider.list_models()
+
+    assert provider.capabilities("mistral-small-latest") == ModelCapabilities(True, False, False)
+    assert provider.capabilities("codestral-latest") == ModelCapabilities(False, False, False)
+    assert provider.capabilities("magistral-small-latest") == ModelCapabilities(True, False, True)
+    assert set(provider.unsupported_options("magistral-small-latest")) == {"thinking_budget"}
+    assert set(provider.unsupported_options("mistral-small-latest")) == {
+        "thinking_budget",
+        "reasoning_effort",
+    }
+
+
+def test_capabilities_table_when_the_list_was_not_fetched():
+    provider = MistralProvider(api_key=FAKE_KEY)
+    assert provider.capabilities("pixtral-large-latest").images is True
+    assert provider.capabilities("mistral-medium-2505").images is True
+    assert provider.capabilities("mistral-small-2501").images is None  # not known: try
+    assert provider.capabilities("magistral-medium-latest").reasoning is True
+    assert all(provider.capabilities(m).pdf is False for m in ("pixtral-12b", "x-unknown"))
+
+
+def test_map_messages_drops_blank_text_chunks_and_keeps_a_lone_image():
+    mapped = _map_messages([{"role": "user", "content": [media.text(" "), media.image()]}])
+    assert mapped == [
+        {"role": "user", "content": [{"type": "image_url", "image_url": media.PNG_URL}]}
+    ]

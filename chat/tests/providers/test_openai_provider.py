@@ -59,6 +59,7 @@ from chat.tests.fakes.server import (
     StreamResponse,
     sse,
 )
+from chat.tests.providers import media
 
 KEY = "sk-proj-TESTKEY0123456789abcdefghij"
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -1431,3 +1432,116 @@ async def test_compatible_server_failure_shape_raises_a_clear_error(
     assert str(error).startswith("Compat: ")
     assert shape.message in error.message
     assert KEY not in str(error)
+
+
+# --- Images, PDFs and reasoning settings ------------------------------------------------------
+
+
+async def test_image_and_text_parts_reach_openai_as_its_own_parts(upstream: FakeUpstream) -> None:
+    install_openai_stream(upstream, ["A cat."])
+    events = await collect(openai_provider(upstream).stream(media.ask_about_image(), "gpt-4o"))
+    assert TextDelta("A cat.") in events
+    [message] = upstream.requests[0].json()["messages"]
+    assert message == {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": media.PNG_URL}},
+            {"type": "text", "text": "What is in this picture?"},
+        ],
+    }
+
+
+async def test_a_pdf_reaches_openai_as_a_file_part(upstream: FakeUpstream) -> None:
+    install_openai_stream(upstream, ["It is a report."])
+    await collect(openai_provider(upstream).stream(media.ask_about_pdf(), "gpt-4.1"))
+    [message] = upstream.requests[0].json()["messages"]
+    assert message["content"][0] == {
+        "type": "file",
+        "file": {"filename": "report.pdf", "file_data": media.PDF_URL},
+    }
+
+
+async def test_compatible_server_gets_image_parts_as_they_are(upstream: FakeUpstream) -> None:
+    install_openai_stream(upstream, ["A dot."])
+    await collect(compatible(upstream).stream(media.ask_about_image(), "llava:7b"))
+    [message] = upstream.requests[0].json()["messages"]
+    assert message["content"][0] == {"type": "image_url", "image_url": {"url": media.PNG_URL}}
+
+
+async def test_strict_server_gets_an_image_turn_and_the_next_question_merged(
+    upstream: FakeUpstream,
+) -> None:
+    install_openai_stream(upstream, ["ok"], require_alternating_roles=True)
+    history = [*media.ask_about_image("Look"), {"role": "user", "content": "Well?"}]
+    events = await collect(compatible(upstream).stream(history, "llava:7b"))
+    assert Finish("stop") in events
+    [message] = upstream.requests[0].json()["messages"]
+    assert message["content"] == [
+        {"type": "image_url", "image_url": {"url": media.PNG_URL}},
+        {"type": "text", "text": "Look"},
+        {"type": "text", "text": "Well?"},
+    ]
+
+
+async def test_a_bad_image_part_fails_before_any_request(upstream: FakeUpstream) -> None:
+    history = [{"role": "user", "content": [media.image("https://example.com/cat.png")]}]
+    _events, error = await collect_until_error(openai_provider(upstream).stream(history, "gpt-4o"))
+    assert isinstance(error, BadRequestError)
+    assert "links are not fetched" in str(error)
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "sent"),
+    [
+        ("o4-mini", "high", "high"),
+        ("o3", "minimal", "low"),  # the o-series starts at "low"
+        ("gpt-5", "minimal", "minimal"),
+        ("gpt-5-mini", "medium", "medium"),
+    ],
+)
+async def test_reasoning_effort_is_sent_to_openai_reasoning_models(
+    upstream: FakeUpstream, model: str, effort: str, sent: str
+) -> None:
+    install_openai_stream(upstream, ["ok"], model=model)
+    options = ChatOptions(reasoning_effort=effort, thinking_budget=4096)
+    await collect(openai_provider(upstream).stream(HELLO, model, options))
+    body = upstream.requests[0].json()
+    assert body["reasoning_effort"] == sent
+    assert "thinking" not in json.dumps(body)  # no budget field in this API
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-4.1", "gpt-5-chat-latest"])
+async def test_reasoning_effort_is_not_sent_to_other_openai_models(
+    upstream: FakeUpstream, model: str
+) -> None:
+    install_openai_stream(upstream, ["ok"], model=model)
+    await collect(
+        openai_provider(upstream).stream(HELLO, model, ChatOptions(reasoning_effort="high"))
+    )
+    assert "reasoning_effort" not in upstream.requests[0].json()
+
+
+async def test_compatible_server_gets_the_reasoning_effort_as_given(
+    upstream: FakeUpstream,
+) -> None:
+    install_openai_stream(upstream, ["ok"])
+    options = ChatOptions(reasoning_effort="low", thinking_budget=2048)
+    await collect(compatible(upstream).stream(HELLO, "gpt-oss:20b", options))
+    body = upstream.requests[0].json()
+    assert body["reasoning_effort"] == "low"
+    assert set(body) == {"model", "messages", "stream", "stream_options", "reasoning_effort"}
+
+
+def test_settings_say_which_options_each_openai_model_takes() -> None:
+    provider = OpenAIProvider(KEY)
+    reasoning = provider.unsupported_options("o4-mini")
+    plain = provider.unsupported_options("gpt-4o-mini")
+    assert set(reasoning) == {"temperature", "thinking_budget"}
+    assert set(plain) == {"reasoning_effort", "thinking_budget"}
+    assert plain["reasoning_effort"] == "this model does not reason"
+
+
+def test_settings_of_a_compatible_server_disable_only_the_thinking_budget() -> None:
+    provider = OpenAICompatibleProvider(base_url="http://127.0.0.1:1/v1", name="ollama")
+    assert set(provider.unsupported_options("qwen3:8b")) == {"thinking_budget"}
