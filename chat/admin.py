@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -17,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import search
 from .exports import conversations_export_rows, conversations_to_markdown
-from .models import Conversation, Message
+from .models import Attachment, Conversation, Message
 from .providers import PROVIDER_REGISTRY, get_provider
+from .tree import ConversationTree
 
 TRANSCRIPT_LIMIT = 200  # messages shown on a conversation's page; the rest via Messages
 
@@ -120,6 +122,124 @@ def _attachment(body: str, content_type: str, extension: str) -> HttpResponse:
     return response
 
 
+def _file_link(attachment: Attachment) -> str:
+    """The file's name, linked to the file (the app's view lets staff fetch any file)."""
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener">{}</a>',
+        reverse("chat:attachment", args=[attachment.pk]),
+        attachment.name,
+    )
+
+
+def _attachment_list(attachments: list[Attachment], *, more: bool = False) -> str:
+    if not attachments:
+        return "—"
+    items = [
+        format_html(
+            "<li>{} · {} · {}{}</li>",
+            _file_link(a),
+            a.get_kind_display(),
+            filesizeformat(a.size),
+            format_html(
+                ' · <a href="{}">{}</a>',
+                reverse("admin:chat_message_change", args=[a.message_id]),
+                _("message"),
+            )
+            if a.message_id
+            else "",
+        )
+        for a in attachments
+    ]
+    tail = format_html("<li>{}</li>", _("… and more")) if more else ""
+    return format_html(
+        '<ul class="attachment-list">{}{}</ul>',
+        mark_safe("".join(items)),  # noqa: S308 - each item built by format_html
+        tail,
+    )
+
+
+class AttachmentInline(admin.TabularInline):
+    """A message's files, read-only, each linked to the file itself."""
+
+    model = Attachment
+    fk_name = "message"
+    extra = 0
+    can_delete = False
+    fields = ("file_link", "kind", "content_type", "size_shown", "details", "created_at")
+    readonly_fields = fields
+    verbose_name = _("attached file")
+    verbose_name_plural = _("attached files")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("file"))
+    def file_link(self, obj: Attachment) -> str:
+        return _file_link(obj)
+
+    @admin.display(description=_("size"))
+    def size_shown(self, obj: Attachment) -> str:
+        return filesizeformat(obj.size)
+
+    @admin.display(description=_("details"))
+    def details(self, obj: Attachment) -> str:
+        if obj.kind == Attachment.Kind.IMAGE and obj.width:
+            return f"{obj.width} × {obj.height} px"
+        if obj.kind == Attachment.Kind.PDF and obj.page_count is not None:
+            return str(_("%(count)d pages") % {"count": obj.page_count})
+        return ""
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Every attached file, read-only: who stored what and how much (the quota is per
+    person), sent or still waiting in a message box."""
+
+    list_display = ("name_link", "owner", "kind", "size_shown", "sent", "created_at")
+    list_filter = ("kind", ("message", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("name", "owner__username")
+    list_select_related = ("owner",)
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    fields = (
+        "name_link",
+        "owner",
+        "message",
+        "kind",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "page_count",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("file"), ordering="name")
+    def name_link(self, obj: Attachment) -> str:
+        return _file_link(obj)
+
+    @admin.display(description=_("size"), ordering="size")
+    def size_shown(self, obj: Attachment) -> str:
+        return filesizeformat(obj.size)
+
+    @admin.display(description=_("sent"), boolean=True)
+    def sent(self, obj: Attachment) -> bool:
+        return obj.message_id is not None
+
+
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = (
@@ -150,6 +270,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "transcript",
+        "files",
     )
     readonly_fields = fields
     actions = ["export_json", "export_markdown", "delete_selected"]
@@ -163,18 +284,38 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("transcript"))
     def transcript(self, obj: Conversation) -> str:
-        messages = list(obj.messages.order_by("created_at", "id")[: TRANSCRIPT_LIMIT + 1])
-        more = len(messages) > TRANSCRIPT_LIMIT
+        # Every branch, one after another (depth first), each version labelled.
+        tree = ConversationTree.from_rows(list(obj.messages.values_list("id", "parent_id", "role")))
+        order = tree.depth_first()[: TRANSCRIPT_LIMIT + 1]
+        rows = obj.messages.prefetch_related("attachments").in_bulk(order[:TRANSCRIPT_LIMIT])
+        messages = [rows[i] for i in order[:TRANSCRIPT_LIMIT] if i in rows]
+        shown = set(tree.thread(obj.current_leaf_id))
+        for m in messages:
+            placed = tree.siblings(m.pk)
+            m.version = placed if placed.count > 1 else None
+            m.off_branch = m.pk not in shown
+        more = len(order) > TRANSCRIPT_LIMIT
         html = render_to_string(
             "admin/chat/transcript.html",
             {
-                "messages": messages[:TRANSCRIPT_LIMIT],
+                "messages": messages,
                 "more": more,
                 "all_url": reverse("admin:chat_message_changelist")
                 + f"?conversation__id__exact={obj.pk}",
             },
         )
         return mark_safe(html)  # noqa: S308 - a template: autoescaped, replies nh3-sanitized
+
+    @admin.display(description=_("files"))
+    def files(self, obj: Conversation) -> str:
+        """Every file attached in this conversation (all branches), each with its
+        message and a link that opens it (staff may fetch any file)."""
+        rows = list(
+            Attachment.objects.filter(message__conversation=obj).order_by("created_at", "id")[
+                : TRANSCRIPT_LIMIT + 1
+            ]
+        )
+        return _attachment_list(rows[:TRANSCRIPT_LIMIT], more=len(rows) > TRANSCRIPT_LIMIT)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         # Correlated subqueries, not a GROUP BY join: the database computes them for the
@@ -291,6 +432,7 @@ class MessageAdmin(admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
+    inlines = [AttachmentInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

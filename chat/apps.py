@@ -19,3 +19,13 @@ class ChatConfig(AppConfig):
         from .providers import register_openai_compatible
 
         register_openai_compatible(getattr(settings, "OPENAI_COMPATIBLE_ENDPOINTS", {}))
+
+        # An attachment's file leaves the storage with its row (cascades included).
+        from django.db.models.signals import post_delete
+
+        from .models import Attachment
+        from .services.attachments import attachment_file_delete
+
+        post_delete.connect(
+            attachment_file_delete, sender=Attachment, dispatch_uid="chat.attachment_file_delete"
+        )

@@ -14,47 +14,80 @@ from typing import Any
 from django.db.models import QuerySet
 
 from .models import Conversation
+from .tree import ConversationTree
 
 _BACKTICKS = re.compile(r"`{3,}")
 
 
 def conversations_export_rows(queryset: QuerySet[Conversation]) -> list[dict[str, Any]]:
     """Each conversation of ``queryset`` as a JSON-ready dict: its settings, owner, and
-    every message in order with its model, status, finish reason, reasoning, usage (in
-    tokens) and times (ISO 8601). Two queries."""
-    conversations = queryset.select_related("owner").prefetch_related("messages")
-    return [
-        {
-            "id": c.pk,
-            "title": c.title,
-            "owner": c.owner.get_username(),
-            "provider": c.provider,
-            "model": c.model,
-            "system_prompt": c.system_prompt,
-            "temperature": c.temperature,
-            "max_tokens": c.max_tokens,
-            "created_at": c.created_at.isoformat(),
-            "updated_at": c.updated_at.isoformat(),
-            "messages": [
-                {
-                    "role": m.role,
-                    "content": m.content,
-                    "reasoning": m.reasoning,
-                    "provider": m.provider,
-                    "model": m.model,
-                    "status": m.status,
-                    "finish_reason": m.finish_reason,
-                    "error": m.error,
-                    "input_tokens": m.input_tokens,
-                    "output_tokens": m.output_tokens,
-                    "reasoning_tokens": m.reasoning_tokens,
-                    "created_at": m.created_at.isoformat(),
-                }
-                for m in sorted(c.messages.all(), key=lambda m: (m.created_at, m.pk))
-            ],
-        }
-        for c in conversations
-    ]
+    every message of every branch with its model, status, finish reason, reasoning,
+    usage (in tokens) and times (ISO 8601). Messages come branch by branch (depth first)
+    with ``id``, ``parent_id`` (the tree), ``version`` (``{"index", "count"}`` among its
+    siblings, or None) and ``on_branch_shown``; ``branch_shown`` is the last message of
+    the branch the owner looks at. Attachments are listed (name, kind, type, size in
+    bytes, stored path). Three queries."""
+    conversations = queryset.select_related("owner").prefetch_related(
+        "messages", "messages__attachments"
+    )
+    return [_conversation_row(c) for c in conversations]
+
+
+def _conversation_row(c: Conversation) -> dict[str, Any]:
+    messages = {m.pk: m for m in c.messages.all()}
+    tree = ConversationTree.from_rows([(m.pk, m.parent_id, m.role) for m in messages.values()])
+    shown = set(tree.thread(c.current_leaf_id))
+    return {
+        "id": c.pk,
+        "title": c.title,
+        "owner": c.owner.get_username(),
+        "provider": c.provider,
+        "model": c.model,
+        "system_prompt": c.system_prompt,
+        "temperature": c.temperature,
+        "max_tokens": c.max_tokens,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "branch_shown": c.current_leaf_id,
+        "messages": [
+            {
+                "id": m.pk,
+                "parent_id": tree.parent[m.pk],
+                "version": _version(tree, m.pk),
+                "on_branch_shown": m.pk in shown,
+                "role": m.role,
+                "content": m.content,
+                "reasoning": m.reasoning,
+                "provider": m.provider,
+                "model": m.model,
+                "status": m.status,
+                "finish_reason": m.finish_reason,
+                "error": m.error,
+                "input_tokens": m.input_tokens,
+                "output_tokens": m.output_tokens,
+                "reasoning_tokens": m.reasoning_tokens,
+                "created_at": m.created_at.isoformat(),
+                "attachments": [
+                    {
+                        "name": a.name,
+                        "kind": a.kind,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "path": a.file.name,
+                    }
+                    for a in m.attachments.all()
+                ],
+            }
+            for m in (messages[i] for i in tree.depth_first())
+        ],
+    }
+
+
+def _version(tree: ConversationTree, message_id: int) -> dict[str, int] | None:
+    """``{"index": 2, "count": 3}`` for a message with siblings (edits, regenerated or
+    compared replies), else None."""
+    placed = tree.siblings(message_id)
+    return {"index": placed.index, "count": placed.count} if placed.count > 1 else None
 
 
 def fenced(text: str, info: str = "markdown") -> str:
@@ -78,10 +111,18 @@ def conversations_to_markdown(rows: list[dict[str, Any]]) -> str:
         for m in conv["messages"]:
             who = "User" if m["role"] == "user" else f"Assistant ({m['provider']} / {m['model']})"
             status = "" if m["status"] in ("complete", "") else f" [{m['status']}]"
+            version = m.get("version")
+            if version:
+                status += f" (version {version['index']} of {version['count']})"
             lines += [f"## {who}{status}", ""]
             if m.get("reasoning"):
                 lines += ["Reasoning:", "", fenced(m["reasoning"], "text"), ""]
             lines += [fenced(m["content"]), ""]
+            for a in m.get("attachments", ()):
+                name = " ".join(a["name"].split())
+                lines += [f"- Attached: {name} ({a['content_type']}, {a['size']} bytes)"]
+            if m.get("attachments"):
+                lines += [""]
             if m["error"]:
                 lines += [f"Error: {' '.join(m['error'].split())}", ""]
     return "\n".join(lines)

@@ -2,10 +2,52 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from .models import Conversation
 from .providers.base_provider import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
+from .providers.options import REASONING_EFFORTS, THINKING_BUDGET_RANGE
 from .services import ReplyAction
+
+
+def reasoning_effort_field() -> forms.TypedChoiceField:
+    """How hard a reasoning model thinks: "" (the model's default, cleaned to None) or
+    one of ``REASONING_EFFORTS``."""
+    labels = {
+        "minimal": _("Minimal"),
+        "low": _("Low"),
+        "medium": _("Medium"),
+        "high": _("High"),
+    }
+    return forms.TypedChoiceField(
+        required=False,
+        choices=[("", _("Model's default")), *((e, labels.get(e, e)) for e in REASONING_EFFORTS)],
+        empty_value=None,
+        label=_("Reasoning effort"),
+        error_messages={
+            "invalid_choice": _("Choose the model's default, minimal, low, medium or high.")
+        },
+    )
+
+
+def thinking_budget_field() -> forms.IntegerField:
+    """Tokens a reasoning model may spend thinking (``THINKING_BUDGET_RANGE``); empty
+    (None): no budget set."""
+    low, high = THINKING_BUDGET_RANGE
+    return forms.IntegerField(
+        required=False,
+        min_value=low,
+        max_value=high,
+        label=_("Thinking budget (tokens)"),
+        help_text=format_lazy(_("Empty: off. From {low} to {high} tokens."), low=low, high=high),
+        widget=forms.NumberInput(attrs={"step": "1024", "placeholder": _("Off")}),
+        error_messages={
+            "min_value": _("A thinking budget is at least %(limit_value)s tokens (empty: off)."),
+            "max_value": _("A thinking budget is at most %(limit_value)s tokens."),
+            "invalid": _("Enter a whole number of tokens, or leave it empty."),
+        },
+    )
 
 
 class ReplyForm(forms.Form):
@@ -19,6 +61,10 @@ class ReplyForm(forms.Form):
     provider = forms.CharField(required=False, max_length=64)
     model = forms.CharField(required=False, max_length=200)
     reply_id = forms.IntegerField(required=False, min_value=1)
+    # Edit: the person's message edited (default: the last of the branch shown).
+    message_id = forms.IntegerField(required=False, min_value=1)
+    # Send: the message the new one follows, the last of the branch the page shows.
+    parent_id = forms.IntegerField(required=False, min_value=1)
     # The settings of a new chat, chosen before its first message (ignored otherwise).
     system_prompt = forms.CharField(required=False, strip=False, label=_("System prompt"))
     temperature = forms.FloatField(
@@ -33,6 +79,9 @@ class ReplyForm(forms.Form):
         max_value=MAX_TOKENS_RANGE[1],
         label=_("Max tokens"),
     )
+
+    reasoning_effort = reasoning_effort_field()
+    thinking_budget = thinking_budget_field()
 
     def clean_action(self) -> str:
         return self.cleaned_data.get("action") or ReplyAction.SEND
@@ -68,6 +117,16 @@ class ConversationSettingsForm(forms.Form):
         max_value=MAX_TOKENS_RANGE[1],
         label=_("Max tokens"),
     )
+    reasoning_effort = reasoning_effort_field()
+    thinking_budget = thinking_budget_field()
+
+    @classmethod
+    def for_conversation(cls, conversation: Conversation | None) -> ConversationSettingsForm:
+        """The settings dialog's form holding ``conversation``'s settings (empty for a
+        new chat, whose settings go with its first message)."""
+        if conversation is None:
+            return cls()
+        return cls(initial={name: getattr(conversation, name) for name in cls.base_fields})
 
 
 class NewConversationForm(forms.Form):

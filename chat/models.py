@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -24,6 +26,25 @@ class Conversation(models.Model):
     # When a reply finished that the person has not seen yet (None: nothing new). The
     # sidebar marks such conversations; opening the conversation clears it.
     reply_unseen_at = models.DateTimeField(_("unseen reply since"), null=True, blank=True)
+    # The last message of the branch the person last looked at (None: the newest branch).
+    # The thread shown is the path from the root to it, then on down by the newest child.
+    current_leaf = models.ForeignKey(
+        "Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("branch shown"),
+    )
+    # Reasoning settings (None: the provider's default). Nullable without a default: on
+    # SQLite a column with a default is added by remaking the table, which would drop the
+    # search triggers.
+    reasoning_effort = models.CharField(  # noqa: DJ001 (see above: no default on SQLite)
+        _("reasoning effort"), max_length=16, null=True, blank=True
+    )
+    thinking_budget = models.PositiveIntegerField(
+        _("thinking budget (tokens)"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("conversation")
@@ -81,6 +102,18 @@ class Message(models.Model):
         related_name="messages",
         verbose_name=_("conversation"),
     )
+    # The message this one answers or follows (None: a first message). Conversations are
+    # trees: an edit or a regenerated reply is a sibling, and the context sent to a model
+    # is the path from the root to the message answered. Deleting a message deletes the
+    # branch below it.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent"),
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     content = models.TextField(_("content"), blank=True)
     # Sanitized HTML of the content (assistant replies), rendered once when complete.
@@ -111,6 +144,9 @@ class Message(models.Model):
         _("time to first token (ms)"), null=True, blank=True
     )
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    # How long the model thought before its answer began (first reasoning piece to first
+    # text piece, or to the end when no text came).
+    reasoning_ms = models.PositiveIntegerField(_("thinking time (ms)"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     class Meta:
@@ -144,6 +180,19 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+    def save(self, *args: Any, root: bool = False, **kwargs: Any) -> None:
+        """Save; a new message without a parent follows its conversation's newest message
+        (appending is what every caller but an edit of a first message means). ``root``
+        True keeps it a first message (a new version of the conversation's opening)."""
+        if self._state.adding and self.parent_id is None and not root:
+            self.parent_id = (
+                Message.objects.filter(conversation_id=self.conversation_id)
+                .order_by("-created_at", "-id")
+                .values_list("id", flat=True)
+                .first()
+            )
+        super().save(*args, **kwargs)
 
     @property
     def is_reply(self) -> bool:
@@ -194,3 +243,54 @@ class Message(models.Model):
     def can_retry(self) -> bool:
         """A failed reply (an error, or filtered/refused/cut) can be tried again."""
         return self.status in (self.Status.ERROR, self.Status.INCOMPLETE)
+
+
+class Attachment(models.Model):
+    """A file a person attached to a message: an image, a PDF or a text file. Uploaded
+    before the message is sent (``message`` None until then); stored through Django's
+    storage API; deleted with its message (and so with its conversation)."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("image")
+        PDF = "pdf", _("PDF")
+        TEXT = "text", _("text file")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        verbose_name=_("owner"),
+    )
+    message = models.ForeignKey(
+        Message,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="attachments",
+        verbose_name=_("message"),
+    )
+    file = models.FileField(_("file"), upload_to="attachments/%Y/%m/", max_length=255)
+    name = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    # Text read from a PDF or a text file (sent to models that cannot read the file).
+    text = models.TextField(_("text"), blank=True)
+    page_count = models.PositiveIntegerField(_("pages"), null=True, blank=True)
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["owner", "created_at"], name="att_owner_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["image", "pdf", "text"]), name="att_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

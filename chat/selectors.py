@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Subquery
@@ -10,6 +12,7 @@ from django.http import Http404
 from . import search
 from .models import Conversation, Message
 from .snippets import Snippet, snippet
+from .tree import ConversationTree
 
 # Shortest query that also searches message text (trigram indexes need three).
 MESSAGE_SEARCH_MIN_CHARS = 3
@@ -101,26 +104,110 @@ def message_get_for_user(*, user: AbstractBaseUser, pk: int) -> Message:
         raise Http404("No such message") from None
 
 
+def conversation_tree(*, conversation_id: int) -> ConversationTree:
+    """The shape of one conversation (ids, parents, roles of all its messages), read in
+    one light query. The caller has checked the owner."""
+    rows = Message.objects.filter(conversation_id=conversation_id).values_list(
+        "id", "parent_id", "role"
+    )
+    return ConversationTree.from_rows(list(rows))
+
+
+@dataclass
+class ThreadPage:
+    """One page of the thread shown: ``messages`` oldest first (each with ``siblings``,
+    a ``tree.Siblings`` when it has any, else None), ``earlier_id`` to pass as ``before``
+    for the page above (None at the top), ``leaf_id`` the last message of the branch
+    (what a new message follows; None for an empty conversation), and ``compare`` the
+    replies shown side by side when the branch ends with a question several models
+    answered (empty otherwise)."""
+
+    messages: list[Message]
+    earlier_id: int | None
+    leaf_id: int | None
+    compare: list[Message]
+
+
+def thread_page(
+    *,
+    conversation: Conversation,
+    leaf: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+    tree: ConversationTree | None = None,
+) -> ThreadPage:
+    """The newest ``limit`` messages of the branch ending at ``leaf`` (default: the
+    branch the person last looked at, ``conversation.current_leaf``), older than message
+    ``before`` when given. Http404 when ``before`` or ``leaf`` is not in this conversation's
+    branch. Three queries whatever the size of the conversation: its shape, the page's
+    rows, their attachments."""
+    if tree is None:
+        tree = conversation_tree(conversation_id=conversation.pk)
+    if leaf is not None and leaf not in tree:
+        raise Http404("No such message")
+    ids = tree.thread(leaf if leaf is not None else conversation.current_leaf_id)
+    if before is not None:
+        try:
+            ids_above = ids[: ids.index(before)]
+        except ValueError:
+            raise Http404("No such message") from None
+    else:
+        ids_above = ids
+    page_ids = ids_above[-limit:] if limit else ids_above
+    has_more = len(ids_above) > len(page_ids)
+    compare_ids = (
+        tree.children[ids[-1]] if ids and before is None and tree.is_compare(ids[-1]) else []
+    )
+    rows = {
+        m.pk: m
+        for m in Message.objects.filter(pk__in=[*page_ids, *compare_ids]).prefetch_related(
+            "attachments"
+        )
+    }
+    for message in rows.values():
+        placed = tree.siblings(message.pk)
+        message.siblings = placed if placed.count > 1 else None
+    page = [rows[i] for i in page_ids if i in rows]
+    return ThreadPage(
+        messages=page,
+        earlier_id=page[0].pk if has_more and page else None,
+        leaf_id=ids[-1] if ids else None,
+        compare=[rows[i] for i in compare_ids if i in rows],
+    )
+
+
 def message_page_for_conversation(
     *, conversation: Conversation, before: int | None = None, limit: int = 50
 ) -> tuple[list[Message], int | None]:
-    """The newest ``limit`` messages (older than message ``before`` when given), oldest
-    first, and the id to pass as ``before`` for the page above (None at the top).
-    Keyset pagination on the (conversation, created_at) index: the cost does not grow
-    with the length of the thread."""
-    messages = conversation.messages.all()
-    if before is not None:
-        anchor = (
-            conversation.messages.filter(pk=before).values_list("created_at", flat=True).first()
-        )
-        if anchor is None:
-            raise Http404("No such message")
-        messages = messages.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, id__lt=before))
-    rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    page.reverse()
-    return page, (page[0].pk if has_more and page else None)
+    """The newest ``limit`` messages of the branch shown (see ``thread_page``), oldest
+    first, and the id to pass as ``before`` for the page above (None at the top)."""
+    page = thread_page(conversation=conversation, before=before, limit=limit)
+    return page.messages, page.earlier_id
+
+
+def message_page_through(
+    *, conversation: Conversation, message_id: int, limit: int = 50
+) -> tuple[ThreadPage, bool] | None:
+    """The page of a branch through message ``message_id`` (a search hit, on any branch):
+    the branch's newest page when the message is in it, else the ``limit`` messages
+    ending with it. Returns (the page, whether it is an earlier page), or None when the
+    message is not in the conversation."""
+    tree = conversation_tree(conversation_id=conversation.pk)
+    if message_id not in tree:
+        return None
+    leaf = tree.leaf_of(message_id)
+    ids = tree.thread(leaf)
+    if message_id not in ids:  # a reply of a compare: the branch ends at its question
+        leaf = message_id
+        ids = tree.thread(leaf)
+    position = ids.index(message_id)
+    if len(ids) - position <= limit:
+        return thread_page(conversation=conversation, leaf=leaf, limit=limit, tree=tree), False
+    following = ids[position + 1]
+    page = thread_page(
+        conversation=conversation, leaf=leaf, before=following, limit=limit, tree=tree
+    )
+    return page, True
 
 
 def search_hits_for_conversations(
@@ -171,27 +258,3 @@ def search_hits_for_conversations(
         conversation_id: (message_id, snippet(texts.get(message_id, ""), query))
         for conversation_id, message_id in hits.items()
     }
-
-
-def message_page_through(
-    *, conversation: Conversation, message_id: int, limit: int = 50
-) -> tuple[list[Message], int | None, bool] | None:
-    """The page of the thread that shows message ``message_id`` (a search hit): the
-    newest page when the message is in it, else the ``limit`` messages ending with it.
-    Returns (messages oldest first, ``before`` id of the page above or None, whether this
-    is an earlier page), or None when the message is not in the conversation."""
-    anchor = conversation.messages.filter(pk=message_id).values_list("created_at", flat=True)
-    anchor_at = anchor.first()
-    if anchor_at is None:
-        return None
-    newer = conversation.messages.filter(
-        Q(created_at__gt=anchor_at) | Q(created_at=anchor_at, id__gt=message_id)
-    )
-    if not newer[: limit - 1].count() >= limit - 1:
-        page, earlier = message_page_for_conversation(conversation=conversation, limit=limit)
-        return page, earlier, False
-    following = newer.order_by("created_at", "id").values_list("id", flat=True).first()
-    page, earlier = message_page_for_conversation(
-        conversation=conversation, before=following, limit=limit
-    )
-    return page, earlier, True

@@ -20,4 +20,20 @@ urlpatterns = [
     path("m/<int:pk>/", views.message_detail, name="message"),
     path("m/<int:pk>/stop/", views.message_stop, name="stop"),
     path("m/<int:pk>/events/", views.reply_events, name="events"),
+    path("m/<int:pk>/show/", views.message_show, name="show"),
+    path("m/<int:pk>/delete/", views.message_delete, name="message_delete"),
+    path("m/<int:pk>/fork/", views.message_fork, name="fork"),
+]
+
+# Attachments (chat/attachment_views.py): upload, fetch (owner and staff), remove unsent.
+from . import attachment_views  # noqa: E402
+
+urlpatterns += [
+    path("attachments/", attachment_views.attachment_upload, name="attachments"),
+    path("attachments/<int:pk>/", attachment_views.attachment_detail, name="attachment"),
+    path(
+        "attachments/<int:pk>/delete/",
+        attachment_views.attachment_delete,
+        name="attachment_delete",
+    ),
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
@@ -98,9 +99,9 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         current_provider, current_model = services.model_default_for(user=request.user, menu=menu)
     if query:
         _attach_search_hits(request, conversations, query)
-    thread: list[Message] = []
-    earlier_id = None
+    page: selectors.ThreadPage | None = None
     before = _optional_id(request.GET.get("before"))
+    leaf = _optional_id(request.GET.get("leaf"))
     hit = _optional_id(request.GET.get("hit"))
     viewing_earlier = before is not None
     if conversation and hit is not None and before is None:
@@ -110,11 +111,20 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         if found is None:
             hit = None
         else:
-            thread, earlier_id, viewing_earlier = found
-    if conversation and not thread:
-        thread, earlier_id = selectors.message_page_for_conversation(
-            conversation=conversation, before=before, limit=THREAD_PAGE
-        )
+            page, viewing_earlier = found
+    if conversation and page is None:
+        try:
+            page = selectors.thread_page(
+                conversation=conversation, leaf=leaf, before=before, limit=THREAD_PAGE
+            )
+        except Http404:
+            if leaf is None:
+                raise
+            # A link to a branch since deleted: the branch last shown instead.
+            page = selectors.thread_page(conversation=conversation, limit=THREAD_PAGE)
+            viewing_earlier = False
+    thread = page.messages if page else []
+    earlier_id = page.earlier_id if page else None
     return {
         "conversation": conversation,
         "conversations": conversations,
@@ -123,21 +133,17 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "query": query,
         "thread": thread,
         "earlier_id": earlier_id,
+        "leaf_id": page.leaf_id if page else None,
+        "compare": page.compare if page else [],
         "viewing_earlier": viewing_earlier,
         "search_hit": hit,
         "menu": menu,
         "current_provider": current_provider,
         "current_model": current_model,
-        "settings_form": ConversationSettingsForm(
-            initial={
-                "system_prompt": conversation.system_prompt,
-                "temperature": conversation.temperature,
-                "max_tokens": conversation.max_tokens,
-            }
-            if conversation
-            else None
-        ),
+        "settings_form": ConversationSettingsForm.for_conversation(conversation),
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "attachment_max_files": settings.CHAT_ATTACHMENTS_PER_MESSAGE,
+        "attachment_max_bytes": settings.CHAT_ATTACHMENT_MAX_BYTES,
     }
 
 
@@ -216,23 +222,75 @@ def conversation_statuses(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def conversation_messages(request: HttpRequest, pk: int) -> HttpResponse:
-    """Earlier messages of a thread, as an HTML fragment the page inserts above."""
+    """A page of a branch, as an HTML fragment the page inserts: ``?before=`` earlier
+    messages (above), ``?leaf=`` the branch ending there (default: the one last shown)."""
     conversation = selectors.conversation_get_for_user(user=request.user, pk=pk)
-    thread, earlier_id = selectors.message_page_for_conversation(
+    page = selectors.thread_page(
         conversation=conversation,
+        leaf=_optional_id(request.GET.get("leaf")),
         before=_optional_id(request.GET.get("before")),
         limit=THREAD_PAGE,
     )
-    return render(
+    return _thread_fragment(request, conversation, page)
+
+
+def _thread_fragment(
+    request: HttpRequest, conversation: Conversation, page: selectors.ThreadPage
+) -> HttpResponse:
+    response = render(
         request,
         "chat/_thread_page.html",
         {
             "conversation": conversation,
-            "thread": thread,
-            "earlier_id": earlier_id,
+            "thread": page.messages,
+            "earlier_id": page.earlier_id,
+            "leaf_id": page.leaf_id,
+            "compare": page.compare,
             "menu": list_providers(),
         },
     )
+    response["X-Thread-Leaf"] = str(page.leaf_id or "")
+    return response
+
+
+@require_POST
+@login_required
+def message_show(request: HttpRequest, pk: int) -> HttpResponse:
+    """Switch to the branch through message ``pk`` (a sibling's arrow, "Continue with
+    this one" under a compared reply): remembered for the conversation; answers with the
+    branch's newest page as an HTML fragment."""
+    try:
+        conversation, leaf = services.branch_show(owner=request.user, message_id=pk)
+    except ValidationError:
+        raise Http404("No such message") from None
+    page = selectors.thread_page(conversation=conversation, leaf=leaf, limit=THREAD_PAGE)
+    return _thread_fragment(request, conversation, page)
+
+
+@require_POST
+@login_required
+def message_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete message ``pk`` and its branch; answers with the branch now shown."""
+    selectors.message_get_for_user(user=request.user, pk=pk)
+    try:
+        conversation, _count = services.branch_delete(owner=request.user, message_id=pk)
+    except ValidationError as e:
+        return JsonResponse({"error": _error_text(e)}, status=400)
+    page = selectors.thread_page(conversation=conversation, limit=THREAD_PAGE)
+    return _thread_fragment(request, conversation, page)
+
+
+@require_POST
+@login_required
+def message_fork(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new conversation with the branch down to message ``pk``: 201 {id, url}."""
+    selectors.message_get_for_user(user=request.user, pk=pk)
+    try:
+        fork = services.conversation_fork(owner=request.user, message_id=pk)
+    except ValidationError as e:
+        return JsonResponse({"error": _error_text(e)}, status=400)
+    url = reverse("chat:conversation", args=[fork.pk])
+    return JsonResponse({"id": fork.pk, "url": url, "title": fork.title}, status=201)
 
 
 @require_POST
@@ -390,6 +448,17 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             return limited
         fields = dict(form.cleaned_data)
         fields["system_prompt"] = fields.get("system_prompt") or ""
+        compare = request.POST.getlist("compare")
+        if compare:
+            pairs = [choice.partition("/")[::2] for choice in compare]
+            if any(not p or not m for p, m in pairs):
+                return JsonResponse(
+                    {"error": _("Each model to compare is named provider/model.")}, status=400
+                )
+            fields["compare"] = pairs
+        fields["attachment_ids"] = [
+            int(value) for value in request.POST.getlist("attachments") if value.isdigit()
+        ]
         return services.reply_prepare(
             conversation=conversation,
             owner=user,
@@ -423,7 +492,20 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             error=_("The server is restarting. Send your message again in a moment."),
         )
         return _shutting_down()
+    if prepared.compared:
+        # Side by side: every run starts now; the page follows each (GET .../events/).
+        runs = [run]
+        try:
+            runs += [hub.start_run(other) for other in prepared.compared]
+        except services.ShuttingDown:
+            for started in runs:
+                started.stop()
+            return _shutting_down()
+        return JsonResponse(_compare_json(prepared), status=201)
     response = _event_stream(services.run_follow(run, show_detail=prepared.show_detail))
+    if prepared.notes:
+        # Said beside the reply (a PDF sent as its text): JSON, percent-encoded for HTTP.
+        response["X-Chat-Notes"] = quote(json.dumps(prepared.notes))
     if prepared.created_conversation:
         response["X-Conversation-Id"] = str(prepared.conversation_id)
         response["X-Conversation-Url"] = reverse(
@@ -431,6 +513,29 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         )
         response["X-Reply-Url"] = reverse("chat:reply", args=[prepared.conversation_id])
     return response
+
+
+def _compare_json(prepared: services.PreparedReply) -> dict[str, Any]:
+    """The answer to a compare request: the conversation, the question and its replies
+    (each followed at its ``events_url``)."""
+    return {
+        "conversation_id": prepared.conversation_id,
+        "url": reverse("chat:conversation", args=[prepared.conversation_id]),
+        "reply_url": reverse("chat:reply", args=[prepared.conversation_id]),
+        "created": prepared.created_conversation,
+        "title": prepared.created_conversation_title,
+        "user_message_id": prepared.user_message_id,
+        "notes": prepared.notes,
+        "replies": [
+            {
+                "id": p.reply_id,
+                "provider": p.provider,
+                "model": p.model,
+                "events_url": reverse("chat:events", args=[p.reply_id]),
+            }
+            for p in (prepared, *prepared.compared)
+        ],
+    }
 
 
 def _shutting_down() -> JsonResponse:
@@ -523,6 +628,7 @@ def _message_json(message: Message, *, staff: bool = False) -> dict[str, Any]:
         "input_tokens": message.input_tokens,
         "output_tokens": message.output_tokens,
         "reasoning_tokens": message.reasoning_tokens,
+        "reasoning_ms": message.reasoning_ms,
     }
     if staff and message.error_detail:
         data["error_detail"] = message.error_detail

@@ -362,3 +362,31 @@ CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 10.0)
 # The model that writes a conversation's title after its first reply, as provider/model;
 # empty: the conversation's own model; "off": the first line of the first message.
 CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL")
+
+# --- Attachments ------------------------------------------------------------------------
+# Files attached to messages (images, PDFs, text files), stored through Django's storage
+# API: in MEDIA_ROOT by default (never served as static files: only their owner, and
+# staff, fetch them, through the app). FILE_STORAGE_BACKEND names another storage class,
+# for example django-storages' "storages.backends.s3.S3Storage", with its options as JSON
+# in FILE_STORAGE_OPTIONS (see the README, "Attachments").
+MEDIA_ROOT = env_str("MEDIA_ROOT") or str(BASE_DIR / "media")
+MEDIA_URL = "/media/"  # nothing is served there: files go through /attachments/<id>/
+_FILE_STORAGE_BACKEND = env_str("FILE_STORAGE_BACKEND")
+if _FILE_STORAGE_BACKEND:
+    import json as _json
+
+    try:
+        _storage_options = _json.loads(env_str("FILE_STORAGE_OPTIONS") or "{}")
+    except ValueError as e:
+        raise ValueError(f"FILE_STORAGE_OPTIONS must be a JSON object: {e}") from e
+    if not isinstance(_storage_options, dict):
+        raise ValueError("FILE_STORAGE_OPTIONS must be a JSON object")
+    STORAGES["default"] = {"BACKEND": _FILE_STORAGE_BACKEND, "OPTIONS": _storage_options}
+# Largest file (bytes), files per message, bytes of files one person may keep in all,
+# characters of text kept from one PDF or text file, uploads per person per
+# CHAT_RATE_LIMIT_WINDOW (0: no limit).
+CHAT_ATTACHMENT_MAX_BYTES = env_int("CHAT_ATTACHMENT_MAX_BYTES", 20 * 1024 * 1024)
+CHAT_ATTACHMENTS_PER_MESSAGE = env_int("CHAT_ATTACHMENTS_PER_MESSAGE", 10)
+CHAT_ATTACHMENT_QUOTA_BYTES = env_int("CHAT_ATTACHMENT_QUOTA_BYTES", 500 * 1024 * 1024)
+CHAT_ATTACHMENT_MAX_TEXT_CHARS = env_int("CHAT_ATTACHMENT_MAX_TEXT_CHARS", 200_000)
+CHAT_ATTACHMENT_RATE_LIMIT = env_int("CHAT_ATTACHMENT_RATE_LIMIT", 60)

@@ -4,6 +4,7 @@ Where things live:
 
 - ``conversations.py``: create, rename, delete, settings, seen marks.
 - ``menu.py``: the model menu and the model a new chat starts on.
+- ``branches.py``: the branch shown, deleting a branch, forking one.
 - ``replies.py``: preparing a reply (checks, the person's message, the history).
 - ``runs.py``: **the reply run**, the one place a reply is generated; it yields typed
   run events.
@@ -14,7 +15,14 @@ Where things live:
 """
 
 from ..sse import HEARTBEAT, sse_event
-from .chat_stream import reply_follow, reply_stream, run_follow
+from .branches import (
+    attachments_copy,
+    branch_delete,
+    branch_show,
+    conversation_fork,
+    messages_chain,
+)
+from .chat_stream import reply_follow, run_follow
 from .conversations import (
     TITLE_MAX_CHARS,
     conversation_create,
@@ -62,9 +70,13 @@ __all__ = [
     "RunStarted",
     "RunStopped",
     "ShuttingDown",
+    "attachments_copy",
+    "branch_delete",
+    "branch_show",
     "connection_release",
     "conversation_create",
     "conversation_delete",
+    "conversation_fork",
     "conversation_mark_seen",
     "conversation_rename",
     "conversation_update_settings",
@@ -72,6 +84,7 @@ __all__ = [
     "estimate_tokens",
     "get_hub",
     "history_fit",
+    "messages_chain",
     "model_default_for",
     "outcome_of",
     "provider_menu",
@@ -79,7 +92,6 @@ __all__ = [
     "reply_follow",
     "reply_prepare",
     "reply_stop",
-    "reply_stream",
     "run_follow",
     "save_checkpoints",
     "save_outcome",

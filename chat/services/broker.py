@@ -122,6 +122,7 @@ class RedisBroker:
         self._flusher: asyncio.Task[None] | None = None
         self._publish_failed = _Throttled("publishing run events to Redis failed")
         self._listen_failed = _Throttled("listening for Stop requests in Redis failed")
+        self._closing: asyncio.Task[None] | None = None
 
     # --- publishing --------------------------------------------------------------------
 
@@ -233,8 +234,19 @@ class RedisBroker:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(pubsub.aclose(), 1.0)
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has finished."""
+        return self._closing is not None and self._closing.done()
+
     async def close(self) -> None:
-        """Write what is queued, then close the connections."""
+        """Write what is queued, then close the connections. Safe to call more than once
+        and from several tasks at a time: the first call closes, the others wait for it."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if self._flusher is not None and not self._flusher.done():
             await asyncio.wait({self._flusher}, timeout=5)
         await self.redis.aclose()

@@ -3,10 +3,15 @@
 Events, each with ``id: N`` (the run's sequence number of the last run event it holds):
 ``start``; ``delta`` {text} and ``reasoning`` {text} (consecutive pieces that piled up
 while the client was behind go out as one event); then ``done`` (status complete,
-incomplete or stopped, with the finish reason, notice and saved HTML) or ``error``.
-A follower that re-attaches (``reply_follow``) first gets ``snapshot`` {text, reasoning}
+incomplete or stopped, with the finish reason, notice, saved HTML, token counts and
+``reasoning_ms``, the thinking time, None without reasoning) or ``error`` (with
+``reasoning_ms`` when the model thought before it failed). A follower that re-attaches
+(``reply_follow``) first gets ``snapshot`` {text, reasoning, reasoning_ms, thinking}
 with the id it reaches, then the events after it. Following never affects the run: a
 follower that goes away just stops reading.
+
+The chat page's POST starts a run with ``hub.start_run`` and follows it with
+``run_follow``, like any other follower.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from ..providers import ReasoningDelta, TextDelta, Usage
 from ..sse import HEARTBEAT, sse_event
 from .hub import get_hub
 from .persistence import db_step
-from .replies import PreparedReply
 from .runs import ReplyRun, RunFailed, RunFinished, RunStarted, RunStopped
 
 # How long a follower waits for a reply marked streaming to show up in this process or
@@ -101,6 +105,8 @@ def _ending_or_start(event: Any, seq: int, *, reply_id: int, show_detail: bool) 
             "status": event.status,
             "can_continue": event.can_continue,
         }
+        if event.reasoning_ms is not None:  # the model thought before it failed
+            data["reasoning_ms"] = event.reasoning_ms
         if show_detail and kind is RunFailed and event.detail:
             data["detail"] = event.detail
         return sse_event("error", data, event_id=seq)
@@ -115,6 +121,7 @@ def _ending_or_start(event: Any, seq: int, *, reply_id: int, show_detail: bool) 
             "finish_reason": event.finish_reason,
             "notice": event.notice,
             "can_continue": event.can_continue,
+            "reasoning_ms": event.reasoning_ms,
         },
         event_id=seq,
     )
@@ -129,7 +136,8 @@ async def run_follow(
     cursor = after
     if snapshot:
         text, reasoning, cursor = run.snapshot()
-        yield _snapshot_event(run.prepared, text, reasoning, cursor)
+        reasoning_ms, thinking = run.reasoning_time()
+        yield _snapshot_event(run.prepared, text, reasoning, cursor, reasoning_ms, thinking)
     last_sent = time.monotonic()
     events = run.events
     while True:
@@ -152,13 +160,22 @@ async def run_follow(
             last_sent = time.monotonic()
 
 
-def _snapshot_event(prepared: Any, text: str, reasoning: str, seq: int) -> bytes:
+def _snapshot_event(
+    prepared: Any,
+    text: str,
+    reasoning: str,
+    seq: int,
+    reasoning_ms: int | None,
+    thinking: bool,
+) -> bytes:
     return sse_event(
         "snapshot",
         {
             "message_id": prepared.reply_id,
             "text": text,
             "reasoning": reasoning,
+            "reasoning_ms": reasoning_ms,
+            "thinking": thinking,
             "provider": prepared.provider,
             "model": prepared.model,
             "status": Message.Status.STREAMING,
@@ -204,6 +221,8 @@ async def reply_follow(
                     "message_id": current.pk,
                     "text": current.content,
                     "reasoning": current.reasoning,
+                    "reasoning_ms": None,
+                    "thinking": False,
                     "provider": current.provider,
                     "model": current.model,
                     "status": current.status,
@@ -221,18 +240,21 @@ async def _redis_follow(
     if after == 0:
         history = await hub.broker.history(reply.pk)
         started = next((e for _, e in history if type(e) is RunStarted), None)
-        text = "".join(e.text for _, e in history if type(e) is TextDelta)
+        new_text = "".join(e.text for _, e in history if type(e) is TextDelta)
         reasoning = "".join(e.text for _, e in history if type(e) is ReasoningDelta)
-        if started is not None:
-            text = started.prefix + text
+        text = started.prefix + new_text if started is not None else new_text
         after = history[-1][0] if history else 0
         ended = history and isinstance(history[-1][1], (RunFinished, RunFailed, RunStopped))
+        # Events carry no times: the thinking time so far is not known here (the page
+        # says "Thinking…" without counting; the ending carries the measured time).
         yield sse_event(
             "snapshot",
             {
                 "message_id": reply.pk,
                 "text": text,
                 "reasoning": reasoning,
+                "reasoning_ms": None,
+                "thinking": bool(reasoning) and not new_text,
                 "provider": reply.provider,
                 "model": reply.model,
                 "status": Message.Status.STREAMING,
@@ -284,6 +306,7 @@ def _final_from_database(message: Message, *, show_detail: bool) -> bytes:
             html=message.content_html,
             finish_reason=message.finish_reason,
             can_continue=message.can_continue,
+            reasoning_ms=message.reasoning_ms,
         )
     else:
         event = RunFinished(
@@ -293,16 +316,6 @@ def _final_from_database(message: Message, *, show_detail: bool) -> bytes:
             usage=usage,
             notice=message.notice,
             can_continue=message.can_continue,
+            reasoning_ms=message.reasoning_ms,
         )
     return _ending_or_start(event, 0, reply_id=message.pk, show_detail=show_detail)
-
-
-async def reply_stream(
-    *, prepared: PreparedReply, show_detail: bool = False
-) -> AsyncIterator[bytes]:
-    """Start the run ``prepared`` describes and follow it from its first event: the chat
-    page's POST. Raises ShuttingDown (before anything is sent) when the server takes no
-    new replies. The run goes on when this stream is closed."""
-    run = get_hub().start_run(prepared)
-    async for chunk in run_follow(run, show_detail=show_detail or prepared.show_detail):
-        yield chunk

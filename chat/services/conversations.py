@@ -70,18 +70,41 @@ def conversation_update_settings(
     system_prompt: str,
     temperature: float | None,
     max_tokens: int | None,
+    reasoning_effort: str | None = None,
+    thinking_budget: int | None = None,
 ) -> Conversation:
-    """Save the conversation's system prompt, temperature (0 to 2) and maximum reply
-    tokens (None: the model's default). Raises ValidationError for a value out of range."""
+    """Save the conversation's system prompt, temperature (0 to 2), maximum reply tokens,
+    reasoning effort (one of ``REASONING_EFFORTS``: "minimal", "low", "medium", "high")
+    and thinking budget (tokens, within ``THINKING_BUDGET_RANGE``). None (or "" for the
+    effort) means the model's default. A model that does not take one of them is sent
+    none (``BaseProvider.unsupported_options``); the value stays for another model.
+    Raises ValidationError for a value out of range."""
     system_prompt = storable_text(system_prompt)
+    reasoning_effort = reasoning_effort or None
     try:
-        ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
+        ChatOptions(
+            system_prompt=system_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            reasoning_effort=reasoning_effort,
+            thinking_budget=thinking_budget,
+        )
     except ProviderError as e:
         raise ValidationError(e.message) from e
     conversation.system_prompt = system_prompt
     conversation.temperature = temperature
     conversation.max_tokens = max_tokens
-    conversation.save(update_fields=["system_prompt", "temperature", "max_tokens"])
+    conversation.reasoning_effort = reasoning_effort
+    conversation.thinking_budget = thinking_budget
+    conversation.save(
+        update_fields=[
+            "system_prompt",
+            "temperature",
+            "max_tokens",
+            "reasoning_effort",
+            "thinking_budget",
+        ]
+    )
     return conversation
 
 

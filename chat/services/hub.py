@@ -4,7 +4,8 @@ It holds the runs of this process by reply id, the checkpoint writer, the Redis 
 (when ``REDIS_URL`` is set) and a once-a-second housekeeping tick, and it has an explicit
 ``start`` (bound to the running event loop, done on first use) and ``stop`` (on SIGTERM:
 stop taking new replies, give running ones a grace period, then stop each and save it as
-interrupted). Use the process's hub through ``get_hub()``.
+interrupted). ``wait_idle`` waits for the runs and the background work they started (a
+title written by a model) to end. Use the process's hub through ``get_hub()``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ class ReplyHub:
         self.accepting = True
         self.checkpoints = CheckpointWriter()
         self.broker: RedisBroker | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Background work runs started (titles): wait_idle waits for it, stop cancels it.
+        self._work: set[asyncio.Task[Any]] = set()
+        # The hub's own machinery (the Stop listener): stop cancels it.
+        self._services: set[asyncio.Task[Any]] = set()
         self._housekeeper: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
 
@@ -52,24 +56,38 @@ class ReplyHub:
 
     def start(self) -> None:
         """Bind the hub to the running event loop (again, if the loop changed: each
-        test may have its own; runs of a closed loop are gone with it)."""
+        test may have its own; runs of a closed loop are gone with it, and the Redis
+        broker of the loop left behind is closed, see ``_end_left_behind``)."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        previous_loop, previous_services = self._loop, self._services
         self._loop = loop
         self.runs = {}
         self.accepting = True
         self.checkpoints = CheckpointWriter()
-        self._tasks = set()
+        self._work = set()
+        self._services = set()
         self._housekeeper = None
         self._stopping = None
         self.broker = None
+        if previous_loop is not None:
+            _end_left_behind(previous_loop, previous_services)
         if settings.REDIS_URL:
             from .broker import RedisBroker
 
             self.broker = RedisBroker(settings.REDIS_URL)
-            self.spawn(self.broker.listen_for_stops(self._stop_requested))
+            self._service(self._serve_broker(self.broker))
         self._install_sigterm()
+
+    async def _serve_broker(self, broker: RedisBroker) -> None:
+        # Listen for Stop requests for as long as the loop lives, then close the broker.
+        # A loop that ends (a server's exit, asyncio.run, a test's loop) cancels its
+        # tasks first, so the broker's connections are closed on the loop they belong to.
+        try:
+            await broker.listen_for_stops(self._stop_requested)
+        finally:
+            await broker.close()
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Stop taking new replies; wait up to ``grace`` seconds (default
@@ -87,10 +105,24 @@ class ReplyHub:
         for run in runs:
             await run.done()
         await self.checkpoints.close()
-        for task in list(self._tasks):
+        for task in [*self._work, *self._services]:
             task.cancel()
         if self.broker is not None:
             await self.broker.close()
+
+    async def wait_idle(self) -> None:
+        """Return once the hub has nothing left to do in this process: every reply run
+        has ended (its outcome saved, its last event logged) and the background work the
+        runs started (a title written by a model) has finished. Stops nothing, and does
+        not wait for the hub's own machinery (the Stop listener, the heartbeat tick).
+        Bound it with ``asyncio.timeout`` where it must not wait forever."""
+        while True:
+            # A run that ends may start work (a title): look again after each wait.
+            pending = {run.task for run in self.runs.values() if run.task is not None}
+            pending = {task for task in pending | self._work if not task.done()}
+            if not pending:
+                return
+            await asyncio.wait(pending)
 
     def _install_sigterm(self) -> None:
         """Chain our shutdown before the server's own SIGTERM and SIGINT handlers
@@ -133,7 +165,7 @@ class ReplyHub:
         self.runs[run.reply_id] = run
         run.begin()
         if self._housekeeper is None or self._housekeeper.done():
-            self._housekeeper = self.spawn(self._housekeep())
+            self._housekeeper = self._service(self._housekeep())
         return run
 
     def get(self, reply_id: int) -> ReplyRun | None:
@@ -176,10 +208,18 @@ class ReplyHub:
             self.spawn(title_write(prepared=prepared, reply="".join(run.snapshot()[0])))
 
     def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
-        """Run ``coroutine`` as a task the hub keeps (and cancels when it stops)."""
+        """Run ``coroutine`` as background work the hub keeps: ``wait_idle`` waits for
+        it, ``stop`` cancels it."""
         task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+        return task
+
+    def _service(self, coroutine: Any) -> asyncio.Task[Any]:
+        # A task of the hub's own machinery: cancelled by stop, not waited for.
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._services.add(task)
+        task.add_done_callback(self._services.discard)
         return task
 
     async def _housekeep(self) -> None:
@@ -189,6 +229,22 @@ class ReplyHub:
             await asyncio.sleep(min(1.0, settings.CHAT_HEARTBEAT_SECONDS / 2))
             for run in list(self.runs.values()):
                 run.tick()
+
+
+def _end_left_behind(loop: asyncio.AbstractEventLoop, services: set[asyncio.Task[Any]]) -> None:
+    """End the hub's machinery on an event loop it moved away from, closing that loop's
+    Redis broker (``ReplyHub._serve_broker``). A loop that ended the usual way (a
+    server's exit, ``asyncio.run``, a test's loop) ended its tasks already; one still
+    running in another thread ends them there. A loop stopped without ending its tasks
+    cannot run them: its connections go with it."""
+    if loop.is_running() and not loop.is_closed():
+        # In that loop's own thread: the set changes there as its tasks end.
+        loop.call_soon_threadsafe(_cancel_all, services)
+
+
+def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in list(tasks):
+        task.cancel()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

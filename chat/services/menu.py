@@ -27,11 +27,23 @@ class ProviderChoice:
     hint: str = ""
     # model -> reason it takes no temperature (absent: it takes one)
     no_temperature: dict[str, str] = field(default_factory=dict)
+    # model -> {setting: reason} for every setting it does not take (temperature,
+    # reasoning_effort, thinking_budget; see BaseProvider.unsupported_options)
+    unsupported: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
-    def model_entries(self) -> list[tuple[str, str]]:
-        """(model, why it takes no temperature or "") for the menu."""
-        return [(model, self.no_temperature.get(model, "")) for model in self.models]
+    def model_entries(self) -> list[tuple[str, str, str, str]]:
+        """(model, why it takes no temperature, no reasoning effort, no thinking budget;
+        "" where it takes it) for the menu."""
+        return [
+            (
+                model,
+                self.no_temperature.get(model, ""),
+                self.unsupported.get(model, {}).get("reasoning_effort", ""),
+                self.unsupported.get(model, {}).get("thinking_budget", ""),
+            )
+            for model in self.models
+        ]
 
 
 async def provider_menu(*, for_staff: bool = True) -> list[ProviderChoice]:
@@ -53,11 +65,15 @@ async def provider_menu(*, for_staff: bool = True) -> list[ProviderChoice]:
             logger.warning("model list for %s failed", status.name, exc_info=True)
             models = list(provider.default_models)
         no_temperature = {}
+        unsupported = {}
         for model in models:
-            reason = provider.unsupported_options(model).get("temperature")
+            unsupported[model] = provider.unsupported_options(model)
+            reason = unsupported[model].get("temperature")
             if reason:
                 no_temperature[model] = reason
-        return ProviderChoice(status.name, status.label, True, models, "", no_temperature)
+        return ProviderChoice(
+            status.name, status.label, True, models, "", no_temperature, unsupported
+        )
 
     return list(await asyncio.gather(*(choice(s) for s in statuses)))
 

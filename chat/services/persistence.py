@@ -91,9 +91,12 @@ def save_outcome(
     usage: Usage | None = None,
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
+    reasoning_ms: int | None = None,
 ) -> str:
     """Write a reply's outcome (one UPDATE of the message, one of its conversation's
-    "unseen reply" mark) and return the reply's sanitized HTML."""
+    "unseen reply" mark) and return the reply's sanitized HTML. ``ttft_ms``,
+    ``duration_ms`` and ``reasoning_ms`` (how long the model thought before its answer
+    began; None: no reasoning) are milliseconds."""
     text = storable_text(text)
     html = render_markdown(text) if text else ""
     fields: dict[str, Any] = {
@@ -107,6 +110,7 @@ def save_outcome(
         "error_detail": storable_text(error_detail),
         "time_to_first_token_ms": ttft_ms,
         "duration_ms": duration_ms,
+        "reasoning_ms": reasoning_ms,
     }
     if usage is not None:
         fields["input_tokens"] = usage.input_tokens

@@ -4,8 +4,9 @@ The run itself lives in ``runs.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,9 +16,24 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..dbtext import storable_text
-from ..models import Conversation, Message
+from ..models import Attachment, Conversation, Message
 from ..outcomes import CONTINUABLE_REASONS
-from ..providers import PROVIDER_REGISTRY, ChatOptions, ProviderError, get_provider
+from ..providers import (
+    PROVIDER_REGISTRY,
+    BaseProvider,
+    ChatOptions,
+    ProviderError,
+    get_provider,
+)
+from ..selectors import conversation_tree
+from ..tree import ConversationTree
+from .attachments import (
+    attachment_content,
+    attachments_check_model,
+    attachments_for_send,
+    attachments_link,
+)
+from .branches import attachments_copy
 from .conversations import _check_model, title_from_text
 
 
@@ -53,6 +69,10 @@ class PreparedReply:
     prefix_output_tokens: int = 0  # tokens the model spent on that text
     label: str = ""  # the provider's label, for messages
     show_detail: bool = False  # the person is staff: errors carry the operator's detail
+    # What the person is told beside the reply (a PDF sent as its extracted text).
+    notes: list[str] = field(default_factory=list)
+    # Compare: the other replies to the same message, side by side (this one is the first).
+    compared: list[PreparedReply] = field(default_factory=list)
 
 
 # Replies that go back to a model as context: what the person saw as an answer. A reply
@@ -67,44 +87,144 @@ _CONTEXT_INCOMPLETE_REASONS = (
 )
 
 
-def _context_history(conversation: Conversation, before: Message) -> list[dict[str, str]]:
-    """What the model sees, up to and including ``before`` (a user message).
+def _context_history(path_ids: list[int], capabilities: Any = None) -> list[dict[str, Any]]:
+    """What the model sees: the messages on ``path_ids`` (the branch from the root down
+    to the user message answered, which is last).
 
     Replies people saw as answers (see ``_CONTEXT_REPLY_STATUSES``) with their question;
     never errors, filtered or refused replies, replies still streaming (another tab's),
     nor the reasoning. A question whose reply failed is left out too once the person has
     moved on (or asked again): it would reach the model twice, or as two user turns in a
-    row, which some APIs refuse. The result alternates user/assistant and ends with
-    ``before``."""
-    rows = (
-        conversation.messages.filter(created_at__lte=before.created_at, id__lte=before.id)
-        .order_by("created_at", "id")
-        .values_list("id", "role", "content", "status", "finish_reason")
-    )
-    history: list[dict[str, str]] = []
+    row, which some APIs refuse. The result alternates user/assistant and ends with the
+    last message of the path. Other branches never appear: only the path is read."""
+    rows = {
+        row[0]: row
+        for row in Message.objects.filter(pk__in=path_ids).values_list(
+            "id", "role", "content", "status", "finish_reason"
+        )
+    }
+    files: dict[int, list[Attachment]] = {}
+    for attachment in Attachment.objects.filter(message_id__in=path_ids).order_by("id"):
+        files.setdefault(attachment.message_id, []).append(attachment)
+    last_id = path_ids[-1]
+    history: list[dict[str, Any]] = []
     pending_question: dict[str, str] | None = None
-    for message_id, role, content, status, finish_reason in rows:
+    for message_id in path_ids:
+        if message_id not in rows:
+            continue
+        _, role, content, status, finish_reason = rows[message_id]
         if role == Message.Role.USER:
             # A question not followed by a usable answer is replaced by the next one.
-            pending_question = {"role": "user", "content": content}
-            if message_id == before.id:
+            pending_question = {
+                "role": "user",
+                "content": attachment_content(
+                    text=content, attachments=files.get(message_id, ()), capabilities=capabilities
+                ),
+            }
+            if message_id == last_id:
                 history.append(pending_question)
             continue
         usable = status in _CONTEXT_REPLY_STATUSES or (
             status == Message.Status.INCOMPLETE and finish_reason in _CONTEXT_INCOMPLETE_REASONS
         )
         if usable and content.strip() and pending_question is not None:
-            if pending_question["content"].strip():
+            if pending_question["content"]:
                 history.append(pending_question)
                 history.append({"role": "assistant", "content": content})
             pending_question = None
     return history
 
 
+COMPARE_MAX = 4  # models answering one message side by side
+
+
+def _usable_model(provider: str, model: str, *, new_chat: bool) -> tuple[BaseProvider, str]:
+    """The provider object and model for a reply, checked: a registered, usable provider
+    and a model it offers (a new chat may leave the model to the provider's default).
+    ValidationError with the reason otherwise."""
+    if provider not in PROVIDER_REGISTRY:
+        raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
+    provider_obj = get_provider(provider)
+    status = provider_obj.status()
+    if not status.usable:
+        raise ValidationError(
+            _("%(label)s is not available: %(reason)s.")
+            % {"label": status.label, "reason": status.reason}
+        )
+    model = model or (provider_obj.default_model() if new_chat else "")
+    if not model:
+        raise ValidationError(_("Choose a model."))
+    _check_model(provider_obj, model)
+    return provider_obj, model
+
+
+def _send_parent(tree: ConversationTree, shown: list[int], parent_id: int | None) -> int | None:
+    """The message a new one follows: ``parent_id`` (the last message of the branch the
+    page shows) when given, else the end of the branch last looked at. A question that
+    several models answered side by side waits for the person to pick one."""
+    if parent_id is not None:
+        if parent_id not in tree:
+            raise ValidationError(
+                _("The message you answered is no longer in this conversation. Reload the page.")
+            )
+    else:
+        parent_id = shown[-1] if shown else None
+    if parent_id is not None and tree.is_compare(parent_id):
+        raise ValidationError(
+            _("Pick the reply to go on with first (“Continue with this one” under it).")
+        )
+    return parent_id
+
+
+def _regenerate_question(tree: ConversationTree, shown: list[int], reply_id: int | None) -> int:
+    """The question a regenerated reply answers: the parent of reply ``reply_id``, or of
+    the last reply of the branch shown (or its last question when it has no reply)."""
+    if reply_id is not None:
+        if tree.role.get(reply_id) != Message.Role.ASSISTANT:
+            raise ValidationError(_("That reply is not in this conversation."))
+        question = tree.parent[reply_id]
+    else:
+        question = next(
+            (
+                tree.parent[i] if tree.role[i] == Message.Role.ASSISTANT else i
+                for i in reversed(shown)
+            ),
+            None,
+        )
+    if question is None or tree.role.get(question) != Message.Role.USER:
+        raise ValidationError(_("There is no message to answer yet."))
+    return question
+
+
 def estimate_tokens(text: str) -> int:
     """A cautious token estimate without a tokenizer: about 3 UTF-8 bytes a token
     (real tokenizers average nearer 4 for English), plus a little per message."""
     return len(text.encode("utf-8", "replace")) // 3 + 4
+
+
+# A cautious allowance per image or PDF page (providers count 85 to ~1,600 tokens an
+# image and ~1,500-3,000 a PDF page); unknown sizes use the larger figures.
+IMAGE_TOKENS = 1600
+PDF_PAGE_TOKENS = 3000
+
+
+def content_tokens(content: str | list[dict[str, Any]]) -> int:
+    """The estimated tokens of a message's ``content``: text as ``estimate_tokens``, each
+    image ``IMAGE_TOKENS``, each PDF (a ``file`` part) by the size of its data."""
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    total = 4
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            total += estimate_tokens(part.get("text", ""))
+        elif kind == "image_url":
+            total += IMAGE_TOKENS
+        else:
+            data = part.get("file", {}).get("file_data", "")
+            # About 100 KB of base64 a page for a typical PDF.
+            total += PDF_PAGE_TOKENS * max(1, len(data) // 100_000)
+    return total
 
 
 def history_fit(
@@ -124,7 +244,7 @@ def history_fit(
     kept: list[dict[str, str]] = []
     used = 0
     for message in reversed(history):
-        cost = estimate_tokens(message["content"])
+        cost = content_tokens(message["content"])
         if used + cost > budget:
             break
         kept.append(message)
@@ -136,7 +256,7 @@ def history_fit(
                 "The message is too long for this model: about %(needed)d tokens, and the "
                 "model takes %(available)d. Shorten it or pick a model with a larger context."
             )
-            % {"needed": estimate_tokens(history[-1]["content"]), "available": max(budget, 0)}
+            % {"needed": content_tokens(history[-1]["content"]), "available": max(budget, 0)}
         )
     while kept and kept[0]["role"] != "user":
         kept.pop(0)
@@ -164,23 +284,38 @@ def reply_prepare(
     model: str = "",
     owner: AbstractBaseUser | None = None,
     reply_id: int | None = None,
+    message_id: int | None = None,
+    parent_id: int | None = None,
+    compare: list[tuple[str, str]] | None = None,
+    attachment_ids: list[int] | None = None,
     show_detail: bool = False,
     system_prompt: str = "",
     temperature: float | None = None,
     max_tokens: int | None = None,
+    reasoning_effort: str | None = None,
+    thinking_budget: int | None = None,
 ) -> PreparedReply:
     """Check the request, then save what must be saved before asking the model, in one
     short transaction. Nothing is written when anything is refused (ValidationError).
 
     ``conversation`` None starts a new conversation for ``owner`` with this message: it
-    is created only once the message passed every check. Actions: send, a new user
-    message; edit, replace the last user message's text (later messages are removed);
-    regenerate, remove the replies after the last user message and answer it again;
-    retry, answer again the question of the failed reply ``reply_id`` in its place (any
-    failed reply, not only the newest); continue, go on with the reply ``reply_id`` cut
-    by the token limit or the connection, appending to its text. The provider and model
-    (if given) become the conversation's current choice. ``system_prompt``,
-    ``temperature`` and ``max_tokens`` are the settings of a new conversation, chosen
+    is created only once the message passed every check. Conversations are trees (see
+    ``chat.tree``). Actions: send, a new user message after ``parent_id`` (default: the
+    end of the branch last shown); edit, a new message beside the user message
+    ``message_id`` (default: the branch's last) with ``content``, answered afresh: the
+    old one and its branch stay; regenerate, a new reply beside reply ``reply_id``
+    (default: the branch's last); retry, answer again the question of the failed reply
+    ``reply_id`` in its place; continue, go on with the reply ``reply_id`` cut by the
+    token limit or the connection, appending to its text. The new reply becomes the
+    branch shown. The provider and model (if given) become the conversation's current
+    choice. ``compare`` (send only): 2 to 4 (provider, model) pairs that all answer the
+    new message side by side, each reply a sibling; the first is returned, the others in
+    its ``compared``, and the question stays the branch shown until the person picks one
+    (``branch_show``). ``attachment_ids`` (send, edit): the person's uploads to put on the
+    new message; every file on the branch must suit each answering model (an image to a
+    model that reads none is refused, naming models that can). ``system_prompt``,
+    ``temperature``, ``max_tokens``, ``reasoning_effort`` and ``thinking_budget`` are the
+    settings of a new conversation, chosen
     before its first message (ignored for an existing one, which has its own)."""
     if action not in ReplyAction.ALL:
         raise ValidationError(_("Unknown action."))
@@ -189,28 +324,43 @@ def reply_prepare(
     provider = provider or (conversation.provider if conversation else "")
     provider = provider or settings.CHAT_DEFAULT_PROVIDER or "local"
     model = model or (conversation.model if conversation else "")
-    if provider not in PROVIDER_REGISTRY:
-        raise ValidationError(_("Unknown provider “%(name)s”.") % {"name": provider})
-    provider_obj = get_provider(provider)
-    status = provider_obj.status()
-    if not status.usable:
-        raise ValidationError(
-            _("%(label)s is not available: %(reason)s.")
-            % {"label": status.label, "reason": status.reason}
-        )
-    model = model or (provider_obj.default_model() if conversation is None else "")
-    if not model:
-        raise ValidationError(_("Choose a model."))
-    _check_model(provider_obj, model)
+    if compare is not None:
+        if action != ReplyAction.SEND:
+            raise ValidationError(_("Only a new message can be sent to several models."))
+        compare = list(dict.fromkeys(compare))
+        if not 2 <= len(compare) <= COMPARE_MAX:
+            raise ValidationError(
+                _("Choose from 2 to %(max)d different models to compare.") % {"max": COMPARE_MAX}
+            )
+        provider, model = compare[0]
+    provider_obj, model = _usable_model(provider, model, new_chat=conversation is None)
+    choices = [(provider, model, provider_obj)]
+    for other_provider, other_model in (compare or [])[1:]:
+        other_obj, other_model = _usable_model(other_provider, other_model, new_chat=False)
+        choices.append((other_provider, other_model, other_obj))
+    attachment_ids = list(attachment_ids or [])
+    if attachment_ids and action not in (ReplyAction.SEND, ReplyAction.EDIT):
+        raise ValidationError(_("Files can only be attached to a new or edited message."))
     if action in (ReplyAction.SEND, ReplyAction.EDIT):
-        content = _clean_content(content)
+        # A message may be files alone (an image to describe, a PDF to summarise).
+        if not (attachment_ids and not storable_text(content).strip()):
+            content = _clean_content(content)
+        else:
+            content = ""
     if action in (ReplyAction.RETRY, ReplyAction.CONTINUE) and not reply_id:
         raise ValidationError(_("Which reply? The request names none."))
     context = provider_obj.context_window(model)
+    provider = choices[0][0]
     if conversation is None:
         system_prompt = storable_text(system_prompt or "")
         try:
-            ChatOptions(system_prompt=system_prompt, temperature=temperature, max_tokens=max_tokens)
+            ChatOptions(
+                system_prompt=system_prompt,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                reasoning_effort=reasoning_effort or None,
+                thinking_budget=thinking_budget,
+            )
         except ProviderError as e:
             raise ValidationError(e.message) from e
 
@@ -224,6 +374,8 @@ def reply_prepare(
                 system_prompt=system_prompt,
                 temperature=temperature,
                 max_tokens=max_tokens,
+                reasoning_effort=reasoning_effort or None,
+                thinking_budget=thinking_budget,
             )
         else:
             conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -231,6 +383,8 @@ def reply_prepare(
             system_prompt=conv.system_prompt,
             temperature=conv.temperature,
             max_tokens=conv.max_tokens,
+            reasoning_effort=conv.reasoning_effort or None,
+            thinking_budget=conv.thinking_budget,
         )
         reply_expire_stale(conversation_id=conv.pk)
         now = timezone.now()
@@ -240,24 +394,28 @@ def reply_prepare(
             ReplyAction.SEND
         ):
             raise ValidationError(_("Wait for the current reply to finish, or stop it."))
+        tree = conversation_tree(conversation_id=conv.pk)
+        shown = tree.thread(conv.current_leaf_id)
         if action == ReplyAction.SEND:
+            parent_id = _send_parent(tree, shown, parent_id)
             user_message = Message.objects.create(
-                conversation=conv, role=Message.Role.USER, content=content, created_at=now
+                conversation=conv,
+                role=Message.Role.USER,
+                content=content,
+                created_at=now,
+                parent_id=parent_id,
             )
+            path = [*(tree.path_to(parent_id) if parent_id else []), user_message.pk]
             reply = None
         elif action in (ReplyAction.RETRY, ReplyAction.CONTINUE):
             reply = conv.messages.filter(pk=reply_id, role=Message.Role.ASSISTANT).first()
             if reply is None:
                 raise ValidationError(_("That reply is not in this conversation."))
-            user_message = (
-                conv.messages.filter(
-                    role=Message.Role.USER, created_at__lte=reply.created_at, id__lt=reply.id
-                )
-                .order_by("-created_at", "-id")
-                .first()
-            )
-            if user_message is None:
+            question_id = reply.parent_id
+            if question_id is None or tree.role.get(question_id) != Message.Role.USER:
                 raise ValidationError(_("There is no message to answer yet."))
+            user_message = conv.messages.get(pk=question_id)
+            path = tree.path_to(question_id)
             if action == ReplyAction.RETRY:
                 if reply.status not in (Message.Status.ERROR, Message.Status.INCOMPLETE):
                     raise ValidationError(_("Only a failed reply can be tried again."))
@@ -270,19 +428,46 @@ def reply_prepare(
                     raise ValidationError(_("Only a reply that was cut off can be continued."))
                 prefix = reply.content
                 prefix_tokens = reply.output_tokens or 0
-        else:
-            user_message = (
-                conv.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
-            )
-            if user_message is None:
-                raise ValidationError(_("There is no message to answer yet."))
-            conv.messages.filter(
-                created_at__gte=user_message.created_at, id__gt=user_message.id
-            ).delete()
-            if action == ReplyAction.EDIT:
-                user_message.content = content
-                user_message.save(update_fields=["content"])
+        elif action == ReplyAction.REGENERATE:
+            # A new reply beside the one regenerated (any reply, not only the last): the
+            # old one stays, one arrow away.
+            question_id = _regenerate_question(tree, shown, reply_id)
+            user_message = conv.messages.get(pk=question_id)
+            path = tree.path_to(question_id)
             reply = None
+        else:
+            # An edit is a new message beside the one edited (any of the person's
+            # messages); the old one and everything after it stay on their branch.
+            edited_id = message_id or next(
+                (i for i in reversed(shown) if tree.role[i] == Message.Role.USER), None
+            )
+            if edited_id is None or tree.role.get(edited_id) != Message.Role.USER:
+                raise ValidationError(_("That message is not in this conversation."))
+            parent_id = tree.parent[edited_id]
+            user_message = Message(
+                conversation=conv,
+                role=Message.Role.USER,
+                content=content,
+                created_at=now,
+                parent_id=parent_id,
+            )
+            user_message.save(root=parent_id is None)
+            attachments_copy(source_message_id=edited_id, target_message_id=user_message.pk)
+            path = [*(tree.path_to(parent_id) if parent_id else []), user_message.pk]
+            reply = None
+        if attachment_ids:
+            attachments_link(
+                attachments=attachments_for_send(owner=conv.owner, ids=attachment_ids),
+                message_id=user_message.pk,
+            )
+        on_path = list(Attachment.objects.filter(message_id__in=path))
+        notes: list[str] = []
+        for choice_provider, choice_model, _obj in choices:
+            for note in attachments_check_model(
+                attachments=on_path, provider=choice_provider, model=choice_model
+            ):
+                if note not in notes:
+                    notes.append(note)
         if reply is None:
             reply = Message.objects.create(
                 conversation=conv,
@@ -291,6 +476,7 @@ def reply_prepare(
                 provider=provider,
                 model=model,
                 created_at=max(now, user_message.created_at),
+                parent=user_message,
             )
         else:
             reply.status = Message.Status.STREAMING
@@ -299,16 +485,18 @@ def reply_prepare(
             if action == ReplyAction.RETRY:
                 reply.content = reply.content_html = reply.reasoning = ""
                 reply.input_tokens = reply.output_tokens = reply.reasoning_tokens = None
+                reply.reasoning_ms = None
             reply.save()
         conv.provider, conv.model, conv.updated_at = provider, model, now
-        fields = ["provider", "model", "updated_at"]
+        conv.current_leaf_id = reply.pk
+        fields = ["provider", "model", "updated_at", "current_leaf"]
         new_title = ""
         if not conv.title:
             conv.title = new_title = storable_text(title_from_text(user_message.content))
             fields.append("title")
         conv.save(update_fields=fields)
         history, trimmed = history_fit(
-            _context_history(conv, user_message),
+            _context_history(path, provider_obj.capabilities(model)),
             context_tokens=context,
             reserve_tokens=options.max_tokens or min(1024, context // 4),
             system_prompt=options.system_prompt,
@@ -321,23 +509,60 @@ def reply_prepare(
         if trimmed or reply.context_trimmed:
             reply.context_trimmed = trimmed or None
             Message.objects.filter(pk=reply.pk).update(context_trimmed=reply.context_trimmed)
-
-    return PreparedReply(
-        conversation_id=conv.pk,
-        user_message_id=user_message.pk,
-        reply_id=reply.pk,
-        provider=provider,
-        model=model,
-        options=options,
-        history=history,
-        trimmed=trimmed,
-        created_conversation_title=new_title,
-        created_conversation=conversation is None,
-        prefix=prefix,
-        prefix_output_tokens=prefix_tokens,
-        label=provider_obj.label,
-        show_detail=show_detail,
-    )
+        prepared = PreparedReply(
+            conversation_id=conv.pk,
+            user_message_id=user_message.pk,
+            reply_id=reply.pk,
+            provider=provider,
+            model=model,
+            options=options,
+            history=history,
+            trimmed=trimmed,
+            created_conversation_title=new_title,
+            created_conversation=conversation is None,
+            prefix=prefix,
+            prefix_output_tokens=prefix_tokens,
+            label=provider_obj.label,
+            show_detail=show_detail,
+            notes=notes,
+        )
+        if len(choices) > 1:
+            # Side by side: a sibling reply per other model, each with the history that
+            # fits its own context; the question is the branch shown until one is picked.
+            for other_provider, other_model, other_obj in choices[1:]:
+                other_context = other_obj.context_window(other_model)
+                other_history, other_trimmed = history_fit(
+                    _context_history(path, other_obj.capabilities(other_model)),
+                    context_tokens=other_context,
+                    reserve_tokens=options.max_tokens or min(1024, other_context // 4),
+                    system_prompt=options.system_prompt,
+                )
+                other = Message.objects.create(
+                    conversation=conv,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.STREAMING,
+                    provider=other_provider,
+                    model=other_model,
+                    created_at=reply.created_at,
+                    parent=user_message,
+                    context_trimmed=other_trimmed or None,
+                )
+                prepared.compared.append(
+                    PreparedReply(
+                        conversation_id=conv.pk,
+                        user_message_id=user_message.pk,
+                        reply_id=other.pk,
+                        provider=other_provider,
+                        model=other_model,
+                        options=options,
+                        history=other_history,
+                        trimmed=other_trimmed,
+                        label=other_obj.label,
+                        show_detail=show_detail,
+                    )
+                )
+            Conversation.objects.filter(pk=conv.pk).update(current_leaf_id=user_message.pk)
+    return prepared
 
 
 def reply_expire_stale(*, conversation_id: int) -> int:

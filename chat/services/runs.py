@@ -17,6 +17,10 @@ Run events, the domain language: ``RunStarted``; then ``TextDelta`` and
 ``RunFailed`` (an error, the person's sentence and the operator's detail) or
 ``RunStopped`` (Stop, a server restart or the server's time limit ended it). An event's
 sequence number is its position in the log, from 1.
+
+The run also measures how long the model thought (``reasoning_ms``: from its first
+reasoning piece to the first text piece after it, or to the end when no text came); the
+terminal events carry it and the reply row stores it, whatever the ending.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ class RunStarted:
 class RunFinished:
     """The provider ended the reply: ``status`` complete (it finished normally) or
     incomplete (text, but cut by the token limit, the connection, a filter...).
-    ``html`` is the saved, sanitized rendering of the whole reply."""
+    ``html`` is the saved, sanitized rendering of the whole reply. ``reasoning_ms``: how
+    long the model thought before its answer began (None: it showed no reasoning)."""
 
     status: str
     finish_reason: str
@@ -84,6 +89,7 @@ class RunFinished:
     usage: Usage | None = None
     notice: str = ""
     can_continue: bool = False
+    reasoning_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,7 @@ class RunFailed:
     html: str
     finish_reason: str = ""
     can_continue: bool = False
+    reasoning_ms: int | None = None  # as in RunFinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +123,17 @@ class RunStopped:
     notice: str = ""
     can_continue: bool = False
     message: str = ""  # the person's sentence when the status is error
+    reasoning_ms: int | None = None  # as in RunFinished
 
 
 RunEvent = RunStarted | TextDelta | ReasoningDelta | Usage | RunFinished | RunFailed | RunStopped
 TERMINAL_EVENTS = (RunFinished, RunFailed, RunStopped)
+
+
+def _ms(seconds: float) -> int:
+    """A duration in whole milliseconds (never negative)."""
+    return max(0, int(seconds * 1000))
+
 
 # Why a run was stopped -> the finish reason stored on the reply.
 _STOP_REASONS = {
@@ -145,10 +159,18 @@ class ReplyRun:
         self._waiters: list[asyncio.Future[None]] = []
         self._publish = hub.publisher()
         self._task: asyncio.Task[None] | None = None
+        self._running = False  # the task took its first step (a Stop before: no cancel)
         self._closing = False  # the outcome is being saved: too late to stop
         self._text: list[str] = [prepared.prefix] if prepared.prefix else []
         self._reasoning: list[str] = []
+        self._label = prepared.label  # the provider's label once it is known
+        self._usage: Usage | None = None
         self.started_at = time.monotonic()
+        self._first_token_at: float | None = None
+        # Thinking time: from the first reasoning piece to the first text piece after it
+        # (None while the model thinks), or to the end when no text comes.
+        self._reasoning_started: float | None = None
+        self._reasoning_ms: int | None = None
 
     # --- the log -----------------------------------------------------------------------
 
@@ -187,6 +209,16 @@ class ReplyRun:
         """(text so far, reasoning so far, sequence number they reach)."""
         return "".join(self._text), "".join(self._reasoning), len(self.events)
 
+    def reasoning_time(self) -> tuple[int | None, bool]:
+        """(thinking time in ms, whether the model is still thinking): the time from its
+        first reasoning piece to the first text piece after it, or until now while it
+        still thinks; (None, False) when it has shown no reasoning."""
+        if self._reasoning_started is None:
+            return None, False
+        if self._reasoning_ms is not None:
+            return self._reasoning_ms, False
+        return _ms(time.monotonic() - self._reasoning_started), not self.ended
+
     # --- running -----------------------------------------------------------------------
 
     def begin(self) -> None:
@@ -209,12 +241,22 @@ class ReplyRun:
 
     def stop(self, reason: str = "stop") -> bool:
         """End the run now, saving its text so far (``reason``: "stop", "interrupted" or
-        "time_limit"). False when it is already ending."""
-        if self._closing or self.ended or self._task is None:
+        "time_limit"). False when it is already ending (or was stopped already).
+
+        A Stop that comes before the task's first step does not cancel it (a task
+        cancelled before it starts never enters its body, so nothing would be saved):
+        the task sees ``stop_reason`` when it starts and ends as stopped at once."""
+        if self._closing or self.ended or self._task is None or self.stop_reason:
             return False
         self.stop_reason = reason
-        self._task.cancel()
+        if self._running:
+            self._task.cancel()
         return True
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task generating the reply (None before ``begin``)."""
+        return self._task
 
     async def done(self) -> None:
         """Wait for the run's task to finish (its outcome saved)."""
@@ -222,18 +264,21 @@ class ReplyRun:
             await asyncio.wait({self._task})
 
     async def _main(self) -> None:
+        self._running = True
         prepared = self.prepared
-        provider = get_provider(prepared.provider)
-        self._label = prepared.label or provider.label
-        self._usage: Usage | None = None
-        self._first_token_at: float | None = None
-        finish: Finish | None = None
-        checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
-        last_checkpoint = self.started_at
-        text, reasoning = self._text, self._reasoning
-        stream = provider.stream(prepared.history, prepared.model, prepared.options)
+        stream: Any = None
         limit = asyncio.timeout(settings.CHAT_MAX_REPLY_SECONDS or None)
         try:
+            if self.stop_reason:  # stopped before this task took its first step
+                raise asyncio.CancelledError
+            provider = get_provider(prepared.provider)
+            self._label = prepared.label or provider.label
+            finish: Finish | None = None
+            checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
+            last_checkpoint = self.started_at
+            text, reasoning = self._text, self._reasoning
+            thinking = False  # reasoning came and no text after it yet
+            stream = provider.stream(prepared.history, prepared.model, prepared.options)
             async with limit:
                 async for item in stream:
                     kind = type(item)
@@ -241,12 +286,15 @@ class ReplyRun:
                         piece = item.text
                         if type(piece) is not str:
                             raise TypeError(f"text delta is {type(piece).__name__}, not str")
+                        now = time.monotonic()
                         if self._first_token_at is None:
-                            self._first_token_at = time.monotonic()
+                            self._first_token_at = now
+                        if thinking:
+                            thinking = False
+                            self._reasoning_ms = _ms(now - self._reasoning_started)  # type: ignore[operator]
                         clean = storable_text(piece)
                         text.append(clean)
                         self._append(item if clean is piece else TextDelta(clean))
-                        now = time.monotonic()
                         if now - last_checkpoint >= checkpoint_every:
                             last_checkpoint = now
                             self._hub.checkpoints.save_later(self.reply_id, "".join(text))
@@ -254,8 +302,11 @@ class ReplyRun:
                         piece = item.text
                         if type(piece) is not str:
                             raise TypeError(f"reasoning delta is {type(piece).__name__}, not str")
-                        if self._first_token_at is None:
-                            self._first_token_at = time.monotonic()
+                        if self._reasoning_started is None:
+                            self._reasoning_started = time.monotonic()
+                            thinking = True
+                            if self._first_token_at is None:
+                                self._first_token_at = self._reasoning_started
                         clean = storable_text(piece)
                         reasoning.append(clean)
                         self._append(item if clean is piece else ReasoningDelta(clean))
@@ -275,7 +326,9 @@ class ReplyRun:
         except asyncio.CancelledError:
             if not self.stop_reason:
                 raise  # the loop itself is going away
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                task.uncancel()
             self._closing = True
             await self._stopped(self.stop_reason)
         except TimeoutError:
@@ -297,8 +350,9 @@ class ReplyRun:
             await self._fail(unexpected_error_for_person(label=self._label), "unexpected", detail)
         finally:
             # Closing the provider's generator closes the upstream HTTP response.
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(stream.aclose(), 5)
+            if stream is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(stream.aclose(), 5)
             self.ended = True
             self._wake()
             self._hub.forget(self)
@@ -308,14 +362,18 @@ class ReplyRun:
     async def _save(self, status: str, **outcome: str) -> str:
         self._hub.checkpoints.forget(self.reply_id)
         ttft = self._first_token_at
+        if self._reasoning_started is not None and self._reasoning_ms is None:
+            # No text came after the reasoning: the model thought until the end.
+            self._reasoning_ms = _ms(time.monotonic() - self._reasoning_started)
         return await save_outcome_patiently(
             self.reply_id,
             text="".join(self._text),
             reasoning="".join(self._reasoning),
             status=status,
             usage=self._usage,
-            ttft_ms=None if ttft is None else int((ttft - self.started_at) * 1000),
-            duration_ms=int((time.monotonic() - self.started_at) * 1000),
+            ttft_ms=None if ttft is None else _ms(ttft - self.started_at),
+            duration_ms=_ms(time.monotonic() - self.started_at),
+            reasoning_ms=self._reasoning_ms,
             **outcome,
         )
 
@@ -347,6 +405,7 @@ class ReplyRun:
                 usage=self._usage,
                 notice=incomplete_notice(reason) if incomplete else "",
                 can_continue=incomplete and reason in CONTINUABLE_REASONS,
+                reasoning_ms=self._reasoning_ms,
             )
         )
         self._hub.after_run(self, status)
@@ -369,13 +428,22 @@ class ReplyRun:
                 html=html,
                 finish_reason=finish_reason,
                 can_continue=status == Message.Status.INCOMPLETE,
+                reasoning_ms=self._reasoning_ms,
             )
         )
 
     async def _stopped(self, reason: str) -> None:
         if reason == "stop":
             html = await self._save(Message.Status.STOPPED)
-            self._append(RunStopped(reason, Message.Status.STOPPED, html, self._usage))
+            self._append(
+                RunStopped(
+                    reason,
+                    Message.Status.STOPPED,
+                    html,
+                    self._usage,
+                    reasoning_ms=self._reasoning_ms,
+                )
+            )
             return
         finish_reason = _STOP_REASONS[reason]
         if "".join(self._text).strip():
@@ -390,6 +458,7 @@ class ReplyRun:
                     finish_reason,
                     notice,
                     can_continue=finish_reason in CONTINUABLE_REASONS,
+                    reasoning_ms=self._reasoning_ms,
                 )
             )
             return
@@ -403,7 +472,13 @@ class ReplyRun:
         )
         self._append(
             RunStopped(
-                reason, Message.Status.ERROR, html, self._usage, finish_reason, message=message
+                reason,
+                Message.Status.ERROR,
+                html,
+                self._usage,
+                finish_reason,
+                message=message,
+                reasoning_ms=self._reasoning_ms,
             )
         )
 

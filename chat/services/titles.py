@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -95,6 +95,18 @@ async def title_generate(*, provider: str, model: str, question: str, reply: str
     return title_clean("".join(parts))
 
 
+def _text_of(content: str | list[dict[str, Any]]) -> str:
+    """The text of a history message's ``content``: the string, or the text parts of a
+    list of content parts (a message with attachments), without the files."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(
+        part.get("text", "")
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "text"
+    )
+
+
 def _title_save(conversation_id: int, fallback: str, title: str) -> bool:
     # Only while the title is still the automatic one: a rename wins.
     return bool(Conversation.objects.filter(pk=conversation_id, title=fallback).update(title=title))
@@ -105,7 +117,9 @@ async def title_write(*, prepared: PreparedReply, reply: str) -> str:
     of its first-line title, unless the person renamed it meanwhile. Returns the new
     title, or "" when it kept the first line (titles off, the model failed or said
     nothing usable). Never raises: a failure is logged and the first line stays."""
-    question = next((m["content"] for m in reversed(prepared.history) if m["role"] == "user"), "")
+    question = next(
+        (_text_of(m["content"]) for m in reversed(prepared.history) if m["role"] == "user"), ""
+    )
     try:
         chosen = title_model(provider=prepared.provider, model=prepared.model)
         if chosen is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from chat import services
@@ -17,28 +16,11 @@ from chat.models import Conversation, Message
 from chat.providers import AuthenticationError, ReasoningDelta, TextDelta, Usage
 from chat.services.chat_stream import encode_events
 from chat.sse import SSEEvent, parse_sse
+from chat.tests.conftest import PageStream
 from chat.tests.fakes.fake_provider import Script
 
 # The tests that run a reply need the database; the encoder's unit tests do not.
 with_database = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def user() -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def conversation(user: User, fake_provider: type) -> Conversation:
-    return Conversation.objects.create(owner=user, provider="fake", model="fake-small")
-
-
-async def chat_stream(conversation: Conversation | None, **kwargs: Any) -> list[bytes]:
-    """Prepare one reply (``kwargs`` go to ``reply_prepare``; action "send" unless
-    given) and read the chat page's stream of it to the end: the raw chunks."""
-    kwargs.setdefault("action", "send")
-    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
-    return [chunk async for chunk in services.reply_stream(prepared=prepared)]
 
 
 def deltas(events: list[SSEEvent]) -> str:
@@ -52,13 +34,13 @@ def deltas(events: list[SSEEvent]) -> str:
 @with_database
 @pytest.mark.parametrize("pause", [0.0, 0.005], ids=["all-at-once", "one-by-one"])
 async def test_the_chat_stream_sends_every_piece_in_order_with_increasing_ids(
-    conversation: Conversation, fake_provider: type, pause: float
+    page_stream: PageStream, conversation: Conversation, fake_provider: type, pause: float
 ) -> None:
     """However pieces are merged (all at once, or as they come), the page gets the
     whole text in order, and every event's id is larger than the one before."""
     words = [f"w{i} " for i in range(20)]
     fake_provider.scripts.append(Script(chunks=["**Hello**", *words], usage=(12, 4), pause=pause))
-    events = parse_sse(await chat_stream(conversation, content="Hi"))
+    events = parse_sse(await page_stream(conversation, content="Hi"))
     assert events[0].event == "start" and events[-1].event == "done"
     assert {e.event for e in events[1:-1]} == {"delta"}
     assert deltas(events) == "**Hello**" + "".join(words)
@@ -69,22 +51,40 @@ async def test_the_chat_stream_sends_every_piece_in_order_with_increasing_ids(
 
 @with_database
 async def test_reasoning_and_text_that_arrive_together_are_one_event_each(
-    conversation: Conversation, fake_provider: type
+    page_stream: PageStream, conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(
         Script(reasoning=["The user greets.", " Greet back."], chunks=["Hello!"])
     )
-    events = parse_sse(await chat_stream(conversation, content="Hi"))
+    events = parse_sse(await page_stream(conversation, content="Hi"))
     assert [e.event for e in events] == ["start", "reasoning", "delta", "done"]
     assert events[1].data == {"text": "The user greets. Greet back."}
     assert events[2].data == {"text": "Hello!"}
 
 
 @with_database
-async def test_start_names_the_reply_and_the_conversation_a_first_message_created(
-    user: User, fake_provider: type
+async def test_done_and_error_say_how_long_the_model_thought(
+    page_stream: PageStream, conversation: Conversation
 ) -> None:
-    events = parse_sse(await chat_stream(None, owner=user, content="Hello there", provider="fake"))
+    script = Script(reasoning=["Hmm."], chunks=["Hi", " there."], pause=0.2)
+    done = parse_sse(await page_stream(conversation, script, content="Hi"))[-1]
+    reply = await Message.objects.aget(pk=done.data["message_id"])
+    assert done.event == "done"
+    assert done.data["reasoning_ms"] == reply.reasoning_ms
+    assert 180 <= reply.reasoning_ms < reply.duration_ms - 150  # to the first word only
+
+    script = Script(reasoning=["Hmm."], chunks=[], error=AuthenticationError("bad key"))
+    error = parse_sse(await page_stream(conversation, script, content="Hi"))[-1]
+    reply = await Message.objects.aget(pk=error.data["message_id"])
+    assert error.event == "error"
+    assert error.data["reasoning_ms"] == reply.reasoning_ms is not None
+
+
+@with_database
+async def test_start_names_the_reply_and_the_conversation_a_first_message_created(
+    page_stream: PageStream, user: User, fake_provider: type
+) -> None:
+    events = parse_sse(await page_stream(None, owner=user, content="Hello there", provider="fake"))
     conversation = await Conversation.objects.aget(owner=user)
     reply = await Message.objects.aget(role="assistant")
     question = await Message.objects.aget(role="user")
@@ -105,13 +105,13 @@ async def test_start_names_the_reply_and_the_conversation_a_first_message_create
 
 @with_database
 async def test_start_says_a_continue_is_continuing(
-    conversation: Conversation, fake_provider: type
+    page_stream: PageStream, conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["The first half"], finish="length"))
-    await chat_stream(conversation, content="Tell me everything")
+    await page_stream(conversation, content="Tell me everything")
     cut = await Message.objects.aget(role="assistant")
     fake_provider.scripts.append(Script(chunks=[" and the second half."]))
-    events = parse_sse(await chat_stream(conversation, action="continue", reply_id=cut.pk))
+    events = parse_sse(await page_stream(conversation, action="continue", reply_id=cut.pk))
     assert events[0].event == "start"
     assert events[0].data["continuing"] is True and events[0].data["message_id"] == cut.pk
     assert deltas(events) == " and the second half."  # only the new text is sent
@@ -119,13 +119,13 @@ async def test_start_says_a_continue_is_continuing(
 
 @with_database
 async def test_start_carries_the_note_about_messages_left_out(
-    conversation: Conversation, fake_provider: type
+    page_stream: PageStream, conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.context_tokens = 600
     try:
         for i in range(4):
             fake_provider.scripts.append(Script(chunks=["r" * 300]))
-            events = parse_sse(await chat_stream(conversation, content=f"q{i} " + "x" * 300))
+            events = parse_sse(await page_stream(conversation, content=f"q{i} " + "x" * 300))
     finally:
         del fake_provider.context_tokens
     start = events[0].data
@@ -137,10 +137,10 @@ async def test_start_carries_the_note_about_messages_left_out(
 
 @with_database
 async def test_done_carries_what_the_page_shows_under_a_cut_reply(
-    conversation: Conversation, fake_provider: type
+    page_stream: PageStream, conversation: Conversation, fake_provider: type
 ) -> None:
     fake_provider.scripts.append(Script(chunks=["A **long** answer"], finish="length"))
-    events = parse_sse(await chat_stream(conversation, content="Tell me everything"))
+    events = parse_sse(await page_stream(conversation, content="Tell me everything"))
     done = events[-1]
     reply = await Message.objects.aget(role="assistant")
     assert done.event == "done"
@@ -154,17 +154,18 @@ async def test_done_carries_what_the_page_shows_under_a_cut_reply(
         "finish_reason": "length",
         "notice": reply.notice,
         "can_continue": True,
+        "reasoning_ms": None,
     }
     assert "<strong>long</strong>" in done.data["html"] and "token limit" in done.data["notice"]
 
 
 @with_database
 async def test_the_error_detail_is_sent_to_staff_only(
-    conversation: Conversation, fake_provider: type
+    page_stream: PageStream, conversation: Conversation, fake_provider: type
 ) -> None:
     detail = "invalid API key (check OPENAI_API_KEY)"
     fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
-    raw = await chat_stream(conversation, content="Hi")
+    raw = await page_stream(conversation, content="Hi")
     error = parse_sse(raw)[-1]
     assert error.event == "error" and "credentials" in error.data["message"]
     assert "detail" not in error.data
@@ -172,17 +173,17 @@ async def test_the_error_detail_is_sent_to_staff_only(
     assert (error.data["status"], error.data["can_continue"]) == ("error", False)
 
     fake_provider.scripts.append(Script(chunks=[], error=AuthenticationError(detail)))
-    error = parse_sse(await chat_stream(conversation, content="Hi", show_detail=True))[-1]
+    error = parse_sse(await page_stream(conversation, content="Hi", show_detail=True))[-1]
     assert error.event == "error" and "OPENAI_API_KEY" in error.data["detail"]
 
 
 @with_database
 async def test_heartbeats_keep_a_slow_stream_alive(
-    conversation: Conversation, fake_provider: type, settings: Any
+    page_stream: PageStream, conversation: Conversation, fake_provider: type, settings: Any
 ) -> None:
     settings.CHAT_HEARTBEAT_SECONDS = 0.05
     fake_provider.scripts.append(Script(chunks=["late"], first_delay=0.3))
-    raw = await chat_stream(conversation, content="Hi")
+    raw = await page_stream(conversation, content="Hi")
     assert raw.count(services.HEARTBEAT) >= 2
     events = parse_sse(raw)
     assert [e.event for e in events] == ["start", "delta", "done"]  # heartbeats are no events
@@ -274,6 +275,18 @@ def test_encode_events_ends_at_a_terminal_event(terminal: Any, name: str, status
     assert [(e.event, e.id) for e in events] == [("delta", 2), (name, 3)]
     assert (events[-1].data["message_id"], events[-1].data["status"]) == (7, status)
     assert ended
+
+
+def test_encode_events_carries_the_thinking_time_in_the_ending() -> None:
+    finished = services.RunFinished("complete", "stop", "<p>a</p>", reasoning_ms=12_000)
+    stopped = services.RunStopped("stop", "stopped", "<p>a</p>", reasoning_ms=800)
+    failed = services.RunFailed("It failed.", "unavailable", "", "error", "", reasoning_ms=5)
+    for event, expected in ((finished, 12_000), (stopped, 800), (failed, 5), (FINISHED, None)):
+        events, _ = encoded([event])
+        assert events[0].data["reasoning_ms"] == expected
+    # An error without reasoning says nothing of it.
+    events, _ = encoded([services.RunFailed("It failed.", "unavailable", "", "error", "")])
+    assert "reasoning_ms" not in events[0].data
 
 
 def test_encode_events_puts_the_detail_in_errors_for_staff_only() -> None:

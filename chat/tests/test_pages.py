@@ -27,6 +27,7 @@ from django.views.defaults import server_error
 
 import chat_ai.urls
 from chat.models import Conversation, Message
+from chat.services import messages_chain
 from chat.tests.live import free_port, wait_for_port
 from chat.views import SIDEBAR_LIMIT, THREAD_PAGE
 
@@ -60,6 +61,7 @@ def make_thread(owner: User, count: int, title: str = "Long") -> Conversation:
         )
         for i in range(count)
     )
+    messages_chain(conversation_ids=[conv.pk])
     return conv
 
 

@@ -244,7 +244,7 @@ async def test_the_reply_goes_on_when_its_follower_goes_away(
     prepared = await sync_to_async(services.reply_prepare)(
         conversation=conversation, action="send", content="long please"
     )
-    stream = services.reply_stream(prepared=prepared)
+    stream = services.run_follow(services.get_hub().start_run(prepared))
     received = [await anext(stream) for _ in range(3)]
     await stream.aclose()  # what Django does when the browser goes away
     run = services.get_hub().get(prepared.reply_id)
@@ -282,30 +282,7 @@ async def test_checkpoints_save_partial_text_while_streaming(
     await run.done()
 
 
-# --- regenerate and edit ----------------------------------------------------------------
-
-
-async def test_regenerate_replaces_the_last_reply(
-    conversation: Conversation, fake_provider: type
-) -> None:
-    fake_provider.scripts += [Script(chunks=["first answer"]), Script(chunks=["second answer"])]
-    await run_events(conversation, content="question")
-    await run_events(conversation, action="regenerate")
-    replies = [
-        m async for m in Message.objects.filter(role="assistant").values_list("content", flat=True)
-    ]
-    assert replies == ["second answer"]
-    assert fake_provider.calls[-1]["messages"] == [{"role": "user", "content": "question"}]
-
-
-async def test_edit_replaces_the_last_user_message_and_its_reply(
-    conversation: Conversation, fake_provider: type
-) -> None:
-    await run_events(conversation, content="typo qestion")
-    await run_events(conversation, action="edit", content="fixed question")
-    contents = [m async for m in Message.objects.order_by("id").values_list("role", "content")]
-    assert contents[0] == ("user", "fixed question")
-    assert len(contents) == 2
+# --- regenerate and edit (the branches they make: test_branches.py) ----------------------
 
 
 def test_regenerate_without_messages_is_rejected(conversation: Conversation) -> None:
@@ -480,8 +457,11 @@ def test_a_reply_left_streaming_by_a_dead_process_no_longer_blocks_regenerate(
 ) -> None:
     settings.CHAT_STALE_STREAM_SECONDS = 60
     stale = make_stale_reply(conversation, seconds_ago=120)
-    services.reply_prepare(conversation=conversation, action="regenerate")
-    assert not Message.objects.filter(pk=stale.pk).exists()  # replaced by the new reply
+    prepared = services.reply_prepare(conversation=conversation, action="regenerate")
+    # Closed as an error, kept as the older version beside the new reply.
+    stale.refresh_from_db()
+    assert stale.status == "error"
+    assert Message.objects.get(pk=prepared.reply_id).parent_id == stale.parent_id
 
 
 def test_a_recent_streaming_reply_still_blocks_regenerate(

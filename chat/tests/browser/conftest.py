@@ -91,6 +91,7 @@ def app_server(
         DJANGO_SETTINGS_MODULE="chat_ai.settings",
         DEBUG="true",
         SQLITE_PATH=str(workdir / "db.sqlite3"),
+        MEDIA_ROOT=str(workdir / "media"),
         ALLOW_SIGNUP="true",
         CHAT_DEFAULT_PROVIDER="local",
         OPENAI_COMPATIBLE_PROVIDERS="fakeai",

@@ -11,9 +11,10 @@
 // conversation's message box, and the next page says so (a notice, a mark in the list).
 
 import { Composer, MessageQueue } from "./composer.js";
+import { CompareChoice, pickButton, stopOneButton } from "./compare.js";
 import { copyCode, copyMessage } from "./copy.js";
 import { initDialogs } from "./dialogs.js";
-import { errorText, format, i18n, postForm, textDirection, urlFor } from "./dom.js";
+import { csrfToken, errorText, format, i18n, postForm, textDirection, urlFor } from "./dom.js";
 import { loadMarkdown } from "./markdown-live.js";
 import {
   addCodeCopyButtons,
@@ -91,8 +92,10 @@ export class ChatPage {
     this.streams = new Set(); // streams being written
     this.seenPending = false; // a reply finished while the page was hidden
     this.keepBox = false; // the message box holds queued texts put back there (kept on leaving)
+    this.branchChanged = false; // an edit or a regenerate made a new version (arrows to show)
 
     this.composer = new Composer({ onSend: () => this.send() });
+    this.compare = new CompareChoice(this.composer);
     this.queue = new MessageQueue(this.threadInner);
     this.sidebar = new Sidebar({
       urls: this.urls,
@@ -178,18 +181,103 @@ export class ChatPage {
   }
 
   refreshLastActions() {
-    // Regenerate on the last reply, Edit on the last user message, never while busy.
-    for (const button of this.threadInner.querySelectorAll("[data-action=regenerate], [data-action=edit]")) {
-      button.hidden = true;
+    // Conversations are trees: any message can be edited (a new version beside it), any
+    // reply regenerated, forked or deleted with its branch; never while a reply is written.
+    const idle = !this.busy;
+    for (const article of this.threadInner.querySelectorAll("article.msg:not(.is-queued)")) {
+      const known = Boolean(article.dataset.messageId);
+      const inCompare = Boolean(article.closest("[data-compare]"));
+      const editing = Boolean(article.querySelector(".edit-form"));
+      const streaming = article.dataset.status === "streaming";
+      const show = (action, visible) => {
+        const button = article.querySelector(`[data-action=${action}]`);
+        if (button) button.hidden = !visible;
+      };
+      show("edit", idle && known && !editing);
+      show("regenerate", idle && known && !inCompare && !streaming);
+      show("fork", idle && known && !streaming);
+      show("delete-branch", idle && known && !streaming && !editing);
+      show("stop-one", streaming);
+      for (const button of article.querySelectorAll("[data-action=branch], [data-action=pick]")) {
+        button.disabled = !idle || (button.dataset.action === "branch" && !button.dataset.target);
+      }
     }
-    // Only the latest messages can be regenerated or edited: not on a page of older ones.
-    if (this.busy || this.app.dataset.viewingEarlier === "true") return;
+  }
+
+  /** The last message of the branch shown (what a new message follows), or "" if unknown. */
+  threadLeafId() {
+    if (this.threadInner.querySelector("[data-compare]")) return "";
     const articles = this.threadInner.querySelectorAll("article.msg:not(.is-queued)");
-    const last = articles[articles.length - 1];
-    if (last?.dataset.role === "assistant") last.querySelector("[data-action=regenerate]").hidden = false;
-    const users = this.threadInner.querySelectorAll("article.msg-user:not(.is-queued)");
-    const lastUser = users[users.length - 1];
-    if (lastUser && !lastUser.querySelector(".edit-form")) lastUser.querySelector("[data-action=edit]").hidden = false;
+    return articles[articles.length - 1]?.dataset.messageId || "";
+  }
+
+  /** Replace the thread with a branch's page of server-rendered HTML (the queue stays). */
+  showThread(html) {
+    const queued = [...this.threadInner.querySelectorAll("article.is-queued")];
+    const fragment = document.createRange().createContextualFragment(html);
+    this.threadInner.replaceChildren(fragment, ...queued);
+    this.app.dataset.viewingEarlier = "";
+    addCodeCopyButtons(this.threadInner);
+    collapseLong(this.threadInner);
+    for (const article of this.threadInner.querySelectorAll("article.msg-reply[data-status=streaming]")) {
+      this.follow(article);
+    }
+    this.refreshLastActions();
+  }
+
+  /** POST to a branch action's URL; the answer is the branch now shown. */
+  async branchRequest(url, focusSelector = null) {
+    if (this.busy) return;
+    let response;
+    try {
+      response = await postForm(url);
+    } catch {
+      notify(i18n.branchFailed);
+      return;
+    }
+    if (!response.ok) {
+      notify(response.status === 404 ? i18n.branchFailed : await errorText(response));
+      return;
+    }
+    this.showThread(await response.text());
+    if (focusSelector) this.threadInner.querySelector(focusSelector)?.focus();
+  }
+
+  /** After an edit or a regenerated reply: the branch again from the server (arrows, ids). */
+  async reloadBranch(leafId) {
+    if (!this.conversationId || this.busy) return;
+    const url = `${urlFor(this.urls.messagesUrl, this.conversationId)}${leafId ? `?leaf=${leafId}` : ""}`;
+    try {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const html = await response.text();
+      if (!this.busy) this.keepScrolled(() => this.showThread(html));
+    } catch {
+      // The thread as the page has it stays; a reload shows the arrows.
+    }
+  }
+
+  async fork(article) {
+    if (this.busy || !article.dataset.messageId) return;
+    try {
+      const response = await postForm(urlFor(this.urls.forkUrl, article.dataset.messageId));
+      if (!response.ok) {
+        notify(await errorText(response));
+        return;
+      }
+      const data = await response.json();
+      window.location.href = data.url;
+    } catch {
+      notify(i18n.branchFailed);
+    }
+  }
+
+  async deleteBranch(article) {
+    if (this.busy || !article.dataset.messageId) return;
+    if (!window.confirm(i18n.confirmDeleteBranch)) return;
+    await this.branchRequest(urlFor(this.urls.messageDeleteUrl, article.dataset.messageId));
+    notify(i18n.branchDeleted);
+    this.composer.focus();
   }
 
   refreshBusy() {
@@ -259,6 +347,12 @@ export class ChatPage {
     // Stopped (in another tab, say): what was queued after it is not sent either.
     if (stream.status === "stopped") this.returnQueued();
     if (!this.busy && this.queue.size) setTimeout(() => this.sendQueued(), 0);
+    else if (!this.busy && this.branchChanged) {
+      // An edit or a regenerated reply made a new version: show its arrows and ids.
+      const leaf = this.branchChanged === true ? stream.messageId : this.branchChanged;
+      this.branchChanged = false;
+      this.reloadBranch(leaf);
+    }
   }
 
   /** Tell the server the person saw the reply that finished here (when the page is shown). */
@@ -284,6 +378,16 @@ export class ChatPage {
     document.getElementById("settings-form").action = urlFor(this.urls.settingsUrl, id);
     this.pendingSettings = null;
     document.getElementById("settings-note")?.remove();
+  }
+
+  /** Notes the server sends beside a reply (percent-encoded JSON list), as notices. */
+  showNotes(header) {
+    if (!header) return;
+    try {
+      for (const note of JSON.parse(decodeURIComponent(header))) notify(note);
+    } catch {
+      // a malformed header: nothing to show
+    }
   }
 
   async showRefusal(response) {
@@ -331,6 +435,7 @@ export class ChatPage {
         this.pending.delete(stream);
         this.streams.add(stream);
         this.adoptConversation(response);
+        this.showNotes(response.headers.get("X-Chat-Notes"));
         const { article, text = "" } = before(choice);
         setReplyNotice(article, "");
         setReplyError(article, "");
@@ -364,6 +469,7 @@ export class ChatPage {
 
   /** Put every queued message back in the message box, unsent, and say so. */
   returnQueued() {
+    this.composer.attachments.restore(this.queue.items.flatMap((item) => item.files ?? []));
     const texts = this.queue.clear();
     if (!texts.length) return;
     for (const text of [...texts].reverse()) this.composer.restore(text);
@@ -374,21 +480,34 @@ export class ChatPage {
 
   send() {
     const text = this.composer.text();
-    if (!text) {
+    const files = this.composer.attachments.ready();
+    if (!text && !files.length) {
       this.composer.focus();
+      return;
+    }
+    const waiting = this.composer.attachments.pendingReason();
+    if (waiting) {
+      this.composer.showError(waiting);
+      return;
+    }
+    if (this.compare.active && !this.busy) {
+      this.sendCompare(text, files);
       return;
     }
     if (this.busy) {
       // Sent when the reply being written ends; the page says so, with a way to cancel.
-      this.queue.add(text);
+      this.queue.add(text, files);
+      this.composer.attachments.release(files);
       this.composer.clear();
       this.keepBox = false; // now in the queue, kept from there
       this.scrollToBottom(true);
       return;
     }
-    this.requestReply({ action: "send", content: text }, (choice) => {
+    const fields = { action: "send", content: text, parent_id: this.threadLeafId(), attachments: files.map((f) => f.id) };
+    this.requestReply(fields, (choice) => {
       this.composer.clear(text);
-      const user = addUserMessage(this.threadInner, text);
+      this.composer.attachments.release(files);
+      const user = addUserMessage(this.threadInner, text, files);
       const reply = addReply(this.threadInner, choice.provider, choice.model);
       this.placeBeforeQueue(user, reply);
       collapseLong(this.threadInner);
@@ -396,10 +515,81 @@ export class ChatPage {
     });
   }
 
+  /**
+   * Send `text` to every model picked for comparing: the server answers with the replies'
+   * ids (JSON), and each is followed in its own column. Nothing typed is lost on refusal.
+   */
+  async sendCompare(text, files = []) {
+    const body = new URLSearchParams({ action: "send", content: text, parent_id: this.threadLeafId() });
+    for (const file of files) body.append("attachments", file.id);
+    if (!this.replyUrl) for (const [key, value] of Object.entries(this.pendingSettings ?? {})) body.append(key, value);
+    for (const choice of this.compare.fields()) body.append("compare", choice);
+    this.composer.showError("");
+    const marker = this.newStream();
+    this.pending.add(marker); // busy until the columns exist
+    this.refreshBusy();
+    let response;
+    try {
+      response = await fetch(this.replyUrl || this.urls.newReplyUrl, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken(), "X-Requested-With": "fetch" },
+        body,
+        credentials: "same-origin",
+      });
+    } catch {
+      this.pending.delete(marker);
+      this.refreshBusy();
+      this.composer.showError(i18n.networkError);
+      return;
+    }
+    this.pending.delete(marker);
+    if (!response.ok) {
+      this.refreshBusy();
+      await this.showRefusal(response);
+      return;
+    }
+    const data = await response.json();
+    if (data.created) this.adoptConversationJson(data);
+    for (const note of data.notes ?? []) notify(note);
+    this.composer.clear(text);
+    this.composer.attachments.release(files);
+    const user = addUserMessage(this.threadInner, text, files);
+    user.dataset.messageId = data.user_message_id;
+    const columns = document.createElement("section");
+    columns.className = "compare";
+    columns.dataset.compare = "";
+    for (const reply of data.replies) {
+      const article = addReply(columns, reply.provider, reply.model);
+      article.dataset.messageId = reply.id;
+      article.querySelector(".msg-actions").append(pickButton(reply.id), stopOneButton());
+    }
+    this.placeBeforeQueue(user, columns);
+    if (data.title) {
+      this.setTitle(data.title);
+      this.sidebar.upsert(this.conversationId, data.title);
+    }
+    // When all are written: the server's columns (ids, times), the question as the leaf.
+    this.branchChanged = String(data.user_message_id);
+    for (const article of columns.querySelectorAll("article.msg-reply")) this.follow(article);
+    this.scrollToBottom(true);
+  }
+
+  /** A compare request created the conversation: take its address (as adoptConversation). */
+  adoptConversationJson(data) {
+    this.conversationId = String(data.conversation_id);
+    this.replyUrl = data.reply_url;
+    this.app.dataset.conversationId = this.conversationId;
+    history.replaceState(null, "", data.url);
+    document.getElementById("settings-form").action = urlFor(this.urls.settingsUrl, this.conversationId);
+    this.pendingSettings = null;
+    document.getElementById("settings-note")?.remove();
+  }
+
   async sendQueued() {
     if (this.busy || !this.queue.size) return;
     const item = this.queue.next();
-    const accepted = await this.requestReply({ action: "send", content: item.text }, (choice) => {
+    const fields = { action: "send", content: item.text, attachments: (item.files ?? []).map((f) => f.id) };
+    const accepted = await this.requestReply(fields, (choice) => {
       const reply = addReply(this.threadInner, choice.provider, choice.model);
       item.article.after(reply);
       collapseLong(this.threadInner);
@@ -409,7 +599,9 @@ export class ChatPage {
     if (!accepted) {
       // Refused (or the server is out of reach): every queued text goes back in the box.
       item.article.remove();
+      const files = [item, ...this.queue.items].flatMap((queued) => queued.files ?? []);
       for (const text of [item.text, ...this.queue.clear()].reverse()) this.composer.restore(text);
+      this.composer.attachments.restore(files);
       this.keepBox = true;
       this.refreshLastActions();
     }
@@ -437,11 +629,18 @@ export class ChatPage {
   }
 
   regenerate(article) {
-    if (this.busy) return;
-    this.requestReply({ action: "regenerate", content: "" }, (choice) => {
+    // A new reply beside this one (any reply); the old one stays, one arrow away.
+    if (this.busy || !article.dataset.messageId) return;
+    this.requestReply({ action: "regenerate", reply_id: article.dataset.messageId }, (choice) => {
+      const question = article.previousElementSibling;
+      while (article.nextElementSibling && !article.nextElementSibling.classList.contains("is-queued")) {
+        article.nextElementSibling.remove();
+      }
       article.remove();
       const reply = addReply(this.threadInner, choice.provider, choice.model);
-      this.placeBeforeQueue(reply);
+      if (question) question.after(reply);
+      else this.placeBeforeQueue(reply);
+      this.branchChanged = true;
       return { article: reply };
     });
     // Its button is gone with the old reply: Stop has the focus while the new one is
@@ -511,13 +710,18 @@ export class ChatPage {
       event.preventDefault();
       const text = textarea.value.trim();
       if (!text || this.busy) return;
-      this.requestReply({ action: "edit", content: text }, (choice) => {
+      const editedId = userArticle.dataset.messageId;
+      this.requestReply({ action: "edit", content: text, message_id: editedId }, (choice) => {
         // The form goes, focus with it: to Stop while the reply is written, as Regenerate.
         const hadFocus = form.contains(document.activeElement);
         close();
         if (hadFocus) this.composer.stopButton.focus();
         content.textContent = text;
         content.dir = textDirection(text);
+        // A new version of the message: the old one and its branch stay on the server.
+        delete userArticle.dataset.messageId;
+        userArticle.querySelector("[data-branches]")?.remove();
+        this.branchChanged = true;
         while (userArticle.nextElementSibling && !userArticle.nextElementSibling.classList.contains("is-queued")) {
           userArticle.nextElementSibling.remove();
         }
@@ -548,6 +752,16 @@ export class ChatPage {
     else if (action === "continue") this.continueReply(article);
     else if (action === "regenerate") this.regenerate(article);
     else if (action === "edit") this.startEdit(article);
+    else if (action === "fork") this.fork(article);
+    else if (action === "stop-one") {
+      for (const stream of this.streams) if (stream.article === article) stream.stop();
+    }
+    else if (action === "delete-branch") this.deleteBranch(article);
+    else if (action === "branch" && button.dataset.target) {
+      this.branchRequest(urlFor(this.urls.showUrl, button.dataset.target), `[data-message-id="${button.dataset.target}"] [data-action=branch]`);
+    } else if (action === "pick") {
+      this.branchRequest(urlFor(this.urls.showUrl, button.dataset.target), `[data-message-id="${button.dataset.target}"] [data-action=copy]`);
+    }
     else if (action === "cancel-queued") this.cancelQueued(article);
   }
 
@@ -600,8 +814,10 @@ export class ChatPage {
 
   cancelQueued(article) {
     // Not sent after all: the text goes back in the message box, nothing typed is lost.
+    const files = this.queue.items.find((item) => item.article === article)?.files ?? [];
     const text = this.queue.cancel(article);
     if (text) this.composer.restore(text);
+    this.composer.attachments.restore(files);
     this.composer.focus();
   }
 

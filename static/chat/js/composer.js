@@ -4,6 +4,7 @@
 // Send button, which reads "Queue" beside Stop then: on a touch keyboard Return makes a new
 // line, so the button is the only way to queue there).
 
+import { AttachmentTray, renderAttachments } from "./attachments.js";
 import { fromTemplate, i18n, textDirection } from "./dom.js";
 import { removeEmptyState } from "./messages.js";
 
@@ -48,6 +49,13 @@ export class Composer {
       if (!this.error.hidden && this.input.value) this.showError("");
     });
     this.select.addEventListener("change", () => this.syncModelSettings());
+    // Files for the next message (attachments.js): ready() / ids() to send, release(files)
+    // once sent, restore(files) to put them back.
+    this.attachments = new AttachmentTray({
+      form: this.form,
+      input: this.input,
+      showError: (message) => this.showError(message),
+    });
     this.syncModelSettings();
     this.initModelFilter();
     this.autosize();
@@ -170,21 +178,22 @@ export class MessageQueue {
   /** @param {HTMLElement} thread the element the messages are appended to */
   constructor(thread) {
     this.thread = thread;
-    this.items = []; // [{text, article}], oldest first
+    this.items = []; // [{text, files, article}], oldest first
   }
 
   get size() {
     return this.items.length;
   }
 
-  /** Queue `text`; returns its article (a user message marked as queued). */
-  add(text) {
+  /** Queue `text` with `files` (attachments' JSON); returns its article (a user message marked as queued). */
+  add(text, files = []) {
     removeEmptyState();
     const article = fromTemplate("tpl-user-message");
     article.classList.add("is-queued");
     const content = article.querySelector("[data-content]");
     content.textContent = text;
     content.dir = textDirection(text);
+    renderAttachments(article.querySelector("[data-attachments]"), files);
     const note = document.createElement("p");
     note.className = "msg-queued";
     note.dataset.queuedNote = "";
@@ -198,7 +207,7 @@ export class MessageQueue {
     note.append(label, " ", cancel);
     article.querySelector(".msg-actions").before(note);
     this.thread.append(article);
-    this.items.push({ text, article });
+    this.items.push({ text, files, article });
     return article;
   }
 

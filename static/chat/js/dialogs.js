@@ -15,6 +15,39 @@ function formFields(form) {
   return Object.fromEntries([...new FormData(form).entries()].filter(([name]) => name !== "csrfmiddlewaretoken"));
 }
 
+// The reasoning settings, each disabled (with the provider's reason beside it) for a model
+// that does not take it: the model menu's <option> says so in data-no-reasoning-effort /
+// data-no-thinking-budget, as data-no-temperature does for the temperature (composer.js).
+const REASONING_SETTINGS = [
+  { id: "id_reasoning_effort", reason: "noReasoningEffort" },
+  { id: "id_thinking_budget", reason: "noThinkingBudget" },
+];
+
+/** Disable each reasoning setting the model chosen in `select` does not take, saying why. */
+function syncReasoningSettings(select) {
+  const option = select?.selectedOptions[0];
+  for (const { id, reason: key } of REASONING_SETTINGS) {
+    const input = document.getElementById(id);
+    if (!input) continue;
+    const reason = option?.dataset[key] || "";
+    input.disabled = Boolean(reason);
+    const noteId = `${id}_unsupported`;
+    let note = document.getElementById(noteId);
+    if (reason && !note) {
+      note = document.createElement("p");
+      note.id = noteId;
+      note.className = "field-help field-unsupported";
+      input.after(note);
+      const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      input.setAttribute("aria-describedby", [noteId, ...described].join(" "));
+    }
+    if (note) {
+      note.textContent = reason;
+      note.hidden = !reason;
+    }
+  }
+}
+
 /**
  * @param {object} options
  * @param {DOMStringMap} options.urls the #app data attributes (renameUrl, deleteUrl)
@@ -28,6 +61,9 @@ export function initDialogs({ urls, sidebar, onRenamed, isNewChat, onPendingSett
   const deleteDialog = document.getElementById("delete-dialog");
   const settingsDialog = document.getElementById("settings-dialog");
   const temperatureInput = document.getElementById("id_temperature");
+  const modelSelect = document.getElementById("model-select");
+  modelSelect?.addEventListener("change", () => syncReasoningSettings(modelSelect));
+  syncReasoningSettings(modelSelect);
 
   sidebar.list?.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");
@@ -85,6 +121,10 @@ export function initDialogs({ urls, sidebar, onRenamed, isNewChat, onPendingSett
     const fields = formFields(form);
     // Kept while disabled for a model that takes none: another model may use it.
     if (temperatureInput?.disabled) fields.temperature = temperatureInput.value;
+    for (const { id } of REASONING_SETTINGS) {
+      const input = document.getElementById(id);
+      if (input?.disabled) fields[input.name] = input.value;
+    }
     if (isNewChat()) {
       onPendingSettings(fields);
       dialogError(settingsDialog, "");

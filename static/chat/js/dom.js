@@ -21,6 +21,15 @@ export function urlFor(pattern, id) {
   return pattern.replace("/0/", `/${id}/`);
 }
 
+/** URL-encoded form fields; an array value becomes one field per item (repeated key). */
+export function formBody(fields) {
+  const body = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) {
+    for (const item of [].concat(value)) if (item !== undefined && item !== null) body.append(key, item);
+  }
+  return body;
+}
+
 /** POST form fields (application/x-www-form-urlencoded) with the CSRF token; a fetch Promise. */
 export function postForm(url, fields = {}, signal = undefined) {
   return fetch(url, {
@@ -30,7 +39,7 @@ export function postForm(url, fields = {}, signal = undefined) {
       "X-CSRFToken": csrfToken(),
       "X-Requested-With": "fetch",
     },
-    body: new URLSearchParams(fields),
+    body: formBody(fields),
     credentials: "same-origin",
     signal,
   });

@@ -16,6 +16,8 @@ import "./copy.js";
 import "./sidebar.js";
 import "./dialogs.js";
 import "./search-hit.js";
+import "./attachments.js";
+import "./compare.js";
 import { ChatPage } from "./chat-page.js";
 import { initFlash } from "./notices.js";
 

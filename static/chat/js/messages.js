@@ -3,6 +3,7 @@
 // the parts of a reply a stream or a saved state fills in. Model text only ever goes in as
 // text; the only HTML put in is sanitized (the server's, or markdown-live.js's).
 
+import { renderAttachments } from "./attachments.js";
 import { format, fromTemplate, i18n, textDirection } from "./dom.js";
 import { patchChildren, serverFragment } from "./markdown-live.js";
 
@@ -23,13 +24,14 @@ export function removeEmptyState() {
   document.getElementById("empty-state")?.remove();
 }
 
-/** A new user message with `text`, appended to `parent`. */
-export function addUserMessage(parent, text) {
+/** A new user message with `text` and `files` (attachments' JSON), appended to `parent`. */
+export function addUserMessage(parent, text, files = []) {
   removeEmptyState();
   const article = fromTemplate("tpl-user-message");
   const content = article.querySelector("[data-content]");
   content.textContent = text;
   content.dir = textDirection(text);
+  renderAttachments(article.querySelector("[data-attachments]"), files);
   parent.append(article);
   return article;
 }
@@ -134,25 +136,76 @@ export function setReplyActions(article, { canContinue = false, canRetry = false
   article.querySelector("[data-action=retry]").hidden = !canRetry;
 }
 
-export function setReasoning(article, text) {
+// --- The model's reasoning ----------------------------------------------------------------
+// A collapsed <details> above the answer. Its summary says "Thinking… 5 s" while the model
+// thinks, then "Thought for 12 s" (chat/templatetags/chat_reasoning.py words it the same
+// way for a saved reply); "Reasoning" when the time is not known.
+
+/** The summary's labels, translated: carried by the blank reply in chat.html's templates. */
+const reasoningLabels = document.getElementById("tpl-reply")?.content.querySelector("[data-reasoning]")?.dataset ?? {};
+
+/** "Thought for 12 s" for `ms` milliseconds of thinking (null: "Reasoning"). */
+export function thoughtFor(ms) {
+  const labels = reasoningLabels;
+  if (ms === null || ms === undefined) return labels.labelReasoning ?? "";
+  if (ms < 1000) return labels.labelMoment ?? "";
+  const total = Math.floor((ms + 500) / 1000);
+  if (total < 60) return format(labels.labelSeconds, { seconds: total });
+  const minutes = Math.floor(total / 60);
+  const seconds = total % 60;
+  if (!seconds) return format(labels.labelMinutes, { minutes });
+  return format(labels.labelMinutesSeconds, { minutes, seconds });
+}
+
+/**
+ * The reasoning block's summary: while `thinking`, "Thinking…" and the seconds so far
+ * (`ms`, null when not known); otherwise "Thought for …" for `ms`.
+ */
+export function setReasoningSummary(article, { ms = null, thinking = false } = {}) {
+  const block = article.querySelector("[data-reasoning]");
+  const summary = block?.querySelector("[data-reasoning-summary]");
+  if (!summary) return;
+  let label;
+  if (!thinking) label = thoughtFor(ms);
+  else if (ms === null || ms < 1000) label = reasoningLabels.labelThinking ?? "";
+  else label = format(reasoningLabels.labelThinkingSeconds, { seconds: Math.floor(ms / 1000) });
+  if (summary.textContent !== label) summary.textContent = label;
+  if (thinking || ms === null || ms === undefined) delete block.dataset.reasoningMs;
+  else block.dataset.reasoningMs = String(ms);
+}
+
+/** The whole reasoning so far (hidden when empty), and its summary (see setReasoningSummary). */
+export function setReasoning(article, text, summary = {}) {
   const block = article.querySelector("[data-reasoning]");
   const body = block.querySelector("[data-reasoning-text]");
   body.textContent = text || "";
   block.hidden = !text;
   if (text) body.dir = textDirection(text);
+  setReasoningSummary(article, summary);
 }
 
+/** A piece of reasoning, appended; an opened block follows it (when read to its end). */
 export function appendReasoning(article, text) {
   const block = article.querySelector("[data-reasoning]");
   block.hidden = false;
   const body = block.querySelector("[data-reasoning-text]");
+  const following = block.open && body.scrollHeight - body.scrollTop - body.clientHeight < 24;
   body.append(document.createTextNode(text));
   if (body.textContent.length < 400) body.dir = textDirection(body.textContent);
+  if (following) body.scrollTop = body.scrollHeight;
 }
 
-export function setReplyTokens(article, input, output) {
-  article.querySelector("[data-tokens]").textContent =
-    output === null || output === undefined ? "" : format(i18n.tokens, { input: input ?? 0, output });
+/** Pattern of the meta line with reasoning tokens, from the blank reply in chat.html. */
+const tokensWithReasoning = document.getElementById("tpl-reply")?.content.querySelector("[data-tokens]")?.dataset.tokensReasoning;
+
+/** "120 in · 860 out tokens", with "(700 reasoning)" when the provider counted them. */
+export function setReplyTokens(article, input, output, reasoning = null) {
+  let text = "";
+  if (output !== null && output !== undefined) {
+    const values = { input: input ?? 0, output, reasoning };
+    text = reasoning && tokensWithReasoning ? format(tokensWithReasoning, values) : format(i18n.tokens, values);
+  }
+  article.querySelector("[data-tokens]").textContent = text;
 }
 
 /** Empty a reply for a new attempt (Retry) by `provider`/`model`. */
@@ -169,7 +222,8 @@ export function resetReply(article, provider, model) {
 /** A reply's saved state (the JSON of /m/<id>/, chat.views.message_detail) onto its article. */
 export function applyMessage(article, message) {
   setReplyModel(article, message.provider, message.model);
-  setReasoning(article, message.reasoning);
+  const thinking = message.status === "streaming" && Boolean(message.reasoning) && !message.content;
+  setReasoning(article, message.reasoning, { ms: message.reasoning_ms ?? null, thinking });
   setReplySource(article, message.content);
   setReplyNotice(article, message.notice);
   setReplyActions(article, {
@@ -180,7 +234,7 @@ export function applyMessage(article, message) {
   else setReplyPlainText(article, message.content);
   setReplyStatus(article, message.status);
   setReplyError(article, message.error, message.error_detail);
-  setReplyTokens(article, message.input_tokens, message.output_tokens);
+  setReplyTokens(article, message.input_tokens, message.output_tokens, message.reasoning_tokens);
 }
 
 // --- Code blocks and long messages ----------------------------------------------------------

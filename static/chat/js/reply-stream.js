@@ -10,7 +10,12 @@
 //     run's sequence number); an event whose id was already applied is skipped, so no
 //     text is lost or shown twice whatever the reconnections.
 // Events (chat/services, the chat SSE encoder): start, snapshot, delta {text},
-// reasoning {text}, done {status, html, ...}, error {message, partial_html, ...}.
+// reasoning {text}, done {status, html, reasoning_ms, ...}, error {message, partial_html, ...}.
+//
+// The model's reasoning goes into a collapsed block above the answer whose summary counts
+// the seconds while the model thinks ("Thinking… 5 s"), then says how long it thought
+// ("Thought for 12 s") once the answer starts; the ending's reasoning_ms (the server's
+// measure) has the last word.
 
 import { postForm, sleep, urlFor } from "./dom.js";
 import { LiveText } from "./markdown-live.js";
@@ -20,6 +25,7 @@ import {
   collapseLong,
   replyContent,
   setReasoning,
+  setReasoningSummary,
   setReplyActions,
   setReplyError,
   setReplyHtml,
@@ -38,6 +44,7 @@ const RECONNECT_DELAYS = [250, 500, 1000, 2000, 3000, 5000]; // ms, then every 5
 const GIVE_UP_AFTER = 120_000; // ms without reaching the server: the reply is lost to us
 const STOP_GRACE = 3000; // ms for the server's "stopped" to arrive after Stop
 const POLL_EVERY = 1000; // ms, when the server has no events endpoint
+const THINKING_TICK = 1000; // ms between updates of "Thinking… N s"
 
 export class ReplyStream {
   /**
@@ -67,6 +74,14 @@ export class ReplyStream {
     this.controller = null;
     this.stopTimer = 0;
     this.live = null;
+    // Thinking: since when (Date.now() ms; null when not thinking), whether that start is
+    // known (a page that joins mid-thought through another worker does not know it), the
+    // time thought once the answer began (ms), and the timer of the live count.
+    this.thought = false; // reasoning came
+    this.thinkingSince = null;
+    this.thinkingKnown = false;
+    this.reasoningMs = null;
+    this.thinkingTimer = 0;
     if (article) this.setArticle(article);
   }
 
@@ -218,7 +233,7 @@ export class ReplyStream {
       last = message.content;
       this.text = message.content || "";
       this.reasoning = message.reasoning || "";
-      setReasoning(this.article, this.reasoning);
+      setReasoning(this.article, this.reasoning, { thinking: Boolean(this.reasoning) && !this.text });
       this.live.set(this.text);
     }
     if (!this.finished) this.fail(this.lostText);
@@ -266,21 +281,33 @@ export class ReplyStream {
       this.text = data.text || "";
       this.reasoning = data.reasoning || "";
       setReplyModel(article, data.provider, data.model);
-      setReasoning(article, this.reasoning);
+      const ms = data.reasoning_ms ?? null;
+      this.stopThinking();
+      this.thought = Boolean(this.reasoning);
+      if (data.thinking) this.startThinking(ms);
+      else this.reasoningMs = ms;
+      setReasoning(article, this.reasoning, this.reasoningSummary());
       setTextDirection(article, this.text);
       this.live.set(this.text);
     } else if (event === "delta") {
+      if (this.thinkingSince !== null) this.answerStarted();
       this.text += data.text;
       if (this.text.length < 400) setTextDirection(article, this.text);
       this.live.set(this.text);
     } else if (event === "reasoning") {
       this.reasoning += data.text;
-      this.update(() => appendReasoning(article, data.text));
+      const first = !this.thought;
+      if (first) this.startThinking(0);
+      this.update(() => {
+        appendReasoning(article, data.text);
+        if (first) setReasoningSummary(article, this.reasoningSummary());
+      });
     } else if ((event === "done" || event === "error") && !(id > 0) && (await this.finishFromSaved())) {
       // An ending read from the database (the run was over when we asked): its text may
       // hold pieces this page never received; the saved reply has them all.
     } else if (event === "done") {
       this.live.cancel();
+      this.endThinking(data.reasoning_ms);
       this.update(() => {
         setReplySource(article, this.text);
         if (data.html) setReplyHtml(article, data.html);
@@ -291,12 +318,14 @@ export class ReplyStream {
         setReplyNotice(article, data.notice);
         setReplyError(article, "");
         setReplyActions(article, { canContinue: data.can_continue, canRetry: data.status === "incomplete" });
-        setReplyTokens(article, data.input_tokens, data.output_tokens);
+        setReplyTokens(article, data.input_tokens, data.output_tokens, data.reasoning_tokens);
+        if (this.reasoning) setReasoningSummary(article, this.reasoningSummary());
         collapseLong(article.parentElement);
       });
       this.end(data.status);
     } else if (event === "error") {
       this.live.cancel();
+      this.endThinking(data.reasoning_ms);
       this.update(() => {
         setReplySource(article, this.text);
         if (data.partial_html) setReplyHtml(article, data.partial_html);
@@ -305,6 +334,7 @@ export class ReplyStream {
         setReplyStatus(article, status);
         setReplyError(article, data.message, data.detail);
         setReplyActions(article, { canRetry: true, canContinue: Boolean(data.can_continue) });
+        if (this.reasoning) setReasoningSummary(article, this.reasoningSummary());
       });
       this.end(data.status || "error");
     }
@@ -319,9 +349,11 @@ export class ReplyStream {
 
   finishWith(message) {
     this.live?.cancel();
+    this.endThinking(message.reasoning_ms);
     this.text = message.content || "";
     this.update(() => {
       applyMessage(this.article, message);
+      if (message.reasoning) setReasoningSummary(this.article, this.reasoningSummary());
       collapseLong(this.article.parentElement);
     });
     this.end(message.status);
@@ -333,14 +365,58 @@ export class ReplyStream {
       return;
     }
     this.live.flush(); // the text received so far stays on screen
+    this.endThinking(null);
     this.update(() => {
       if (this.text) setReplySource(this.article, this.text);
       replyContent(this.article).classList.remove("stream-text", "is-plain", "is-markdown");
       setReplyStatus(this.article, status);
       setReplyError(this.article, message);
       if (status === "error") setReplyActions(this.article, { canRetry: true });
+      if (this.reasoning) setReasoningSummary(this.article, this.reasoningSummary());
     });
     this.end(status);
+  }
+
+  // -- Thinking time ---------------------------------------------------------------------
+
+  /** The model is thinking, for `ms` already (null: for a time not known). */
+  startThinking(ms) {
+    this.thought = true;
+    this.thinkingKnown = ms !== null;
+    this.thinkingSince = Date.now() - (ms ?? 0);
+    clearInterval(this.thinkingTimer);
+    this.thinkingTimer = setInterval(() => {
+      if (this.article && this.thinkingKnown) setReasoningSummary(this.article, this.reasoningSummary());
+    }, THINKING_TICK);
+  }
+
+  stopThinking() {
+    clearInterval(this.thinkingTimer);
+    this.thinkingTimer = 0;
+    this.thinkingSince = null;
+  }
+
+  /** The answer began: the thinking time is known ("Thought for N s"). */
+  answerStarted() {
+    const known = this.thinkingKnown;
+    const ms = Date.now() - this.thinkingSince;
+    this.stopThinking();
+    this.reasoningMs = known ? ms : null;
+    if (this.article && this.reasoning) setReasoningSummary(this.article, this.reasoningSummary());
+  }
+
+  /** The reply ended: the server's measure (`ms`) wins over ours. */
+  endThinking(ms) {
+    if (this.thinkingSince !== null) this.answerStarted();
+    if (ms !== null && ms !== undefined) this.reasoningMs = ms;
+  }
+
+  /** What the reasoning summary shows now (see messages.setReasoningSummary). */
+  reasoningSummary() {
+    if (this.thinkingSince !== null) {
+      return { thinking: true, ms: this.thinkingKnown ? Date.now() - this.thinkingSince : null };
+    }
+    return { thinking: false, ms: this.reasoningMs };
   }
 
   end(status) {
@@ -348,6 +424,7 @@ export class ReplyStream {
     this.finished = true;
     this.status = status;
     clearTimeout(this.stopTimer);
+    this.stopThinking();
     this.hooks.finish?.(this);
   }
 }
