@@ -67,6 +67,8 @@ class PreparedReply:
     created_conversation: bool = False  # the conversation was created by this send
     prefix: str = ""  # text the reply already has (Continue appends to it)
     prefix_output_tokens: int = 0  # tokens the model spent on that text
+    prefix_reasoning: str = ""  # Continue: the reasoning the reply already has
+    prefix_reasoning_ms: int | None = None  # and how long that thinking took
     label: str = ""  # the provider's label, for messages
     show_detail: bool = False  # the person is staff: errors carry the operator's detail
     # What the person is told beside the reply (a PDF sent as its extracted text).
@@ -390,6 +392,7 @@ def reply_prepare(
         now = timezone.now()
         prefix = ""
         prefix_tokens = 0
+        prefix_reasoning, prefix_reasoning_ms = "", None
         if conv.messages.filter(status=Message.Status.STREAMING).exists() and action != (
             ReplyAction.SEND
         ):
@@ -428,6 +431,7 @@ def reply_prepare(
                     raise ValidationError(_("Only a reply that was cut off can be continued."))
                 prefix = reply.content
                 prefix_tokens = reply.output_tokens or 0
+                prefix_reasoning, prefix_reasoning_ms = reply.reasoning, reply.reasoning_ms
         elif action == ReplyAction.REGENERATE:
             # A new reply beside the one regenerated (any reply, not only the last): the
             # old one stays, one arrow away.
@@ -522,6 +526,8 @@ def reply_prepare(
             created_conversation=conversation is None,
             prefix=prefix,
             prefix_output_tokens=prefix_tokens,
+            prefix_reasoning=prefix_reasoning,
+            prefix_reasoning_ms=prefix_reasoning_ms,
             label=provider_obj.label,
             show_detail=show_detail,
             notes=notes,

@@ -162,7 +162,10 @@ class ReplyRun:
         self._running = False  # the task took its first step (a Stop before: no cancel)
         self._closing = False  # the outcome is being saved: too late to stop
         self._text: list[str] = [prepared.prefix] if prepared.prefix else []
-        self._reasoning: list[str] = []
+        # Continue: the reply's reasoning so far stays (the new run may think again).
+        self._reasoning: list[str] = (
+            [prepared.prefix_reasoning] if prepared.prefix_reasoning else []
+        )
         self._label = prepared.label  # the provider's label once it is known
         self._usage: Usage | None = None
         self.started_at = time.monotonic()
@@ -373,7 +376,11 @@ class ReplyRun:
             usage=self._usage,
             ttft_ms=None if ttft is None else _ms(ttft - self.started_at),
             duration_ms=_ms(time.monotonic() - self.started_at),
-            reasoning_ms=self._reasoning_ms,
+            reasoning_ms=(
+                self._reasoning_ms
+                if self._reasoning_ms is not None or not self.prepared.prefix
+                else self.prepared.prefix_reasoning_ms
+            ),
             **outcome,
         )
 

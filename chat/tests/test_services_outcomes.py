@@ -83,6 +83,23 @@ async def test_a_reply_cut_by_the_token_limit_is_stored_and_offers_continue(
     assert (reply.status, reply.finish_reason) == ("incomplete", "length")
 
 
+async def test_continue_keeps_the_reasoning_the_reply_already_had(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts.append(
+        Script(reasoning=["Weighing it up."], chunks=["The first half"], finish="length")
+    )
+    await run_events(conversation, content="Tell me everything")
+    cut = await last_reply()
+    assert cut.reasoning == "Weighing it up." and cut.reasoning_ms is not None
+    fake_provider.scripts.append(Script(chunks=[" and the second half."]))
+    await run_events(conversation, action="continue", reply_id=cut.pk)
+    reply = await Message.objects.aget(pk=cut.pk)
+    assert reply.content == "The first half and the second half."
+    assert reply.reasoning == "Weighing it up."  # not wiped by a run that did not think
+    assert reply.reasoning_ms == cut.reasoning_ms
+
+
 async def test_continue_appends_to_the_same_reply_with_its_text_as_context(
     conversation: Conversation, fake_provider: type
 ) -> None:
