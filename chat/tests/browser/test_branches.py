@@ -141,6 +141,7 @@ def test_compare_columns_stack_on_a_phone(page: Page, app_server: AppServer) -> 
     expect(columns).to_have_count(2)
     wait_until_done(columns.nth(0))
     wait_until_done(columns.nth(1))
+    expect(columns.nth(1).locator(".msg-ttft")).to_be_visible()  # the server's columns
     first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
     assert second["y"] >= first["y"] + first["height"] - 1  # stacked, not side by side
     assert second["x"] + second["width"] <= 390 + 1  # nothing runs off the screen
