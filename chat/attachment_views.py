@@ -38,6 +38,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import ratelimit
 from .models import Attachment
 from .services import attachments as attachment_service
+from .services.persistence import connection_release
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,15 @@ async def attachment_upload(request: HttpRequest) -> HttpResponseBase:
             return _error(" ".join(e.messages), 400)
         return JsonResponse(attachment_json(attachment), status=201)
 
-    return await sync_to_async(upload, thread_sensitive=False)()
+    def upload_then_release() -> HttpResponseBase:
+        try:
+            return upload()
+        finally:
+            # A worker thread's connection goes back to the pool (PostgreSQL): the
+            # thread may not run Django code again for a long time.
+            connection_release()
+
+    return await sync_to_async(upload_then_release, thread_sensitive=False)()
 
 
 def _attachment_for(request: HttpRequest, pk: int) -> Attachment:
