@@ -68,19 +68,26 @@ def attachments_copy(*, source_message_id: int, target_message_id: int) -> int:
     return copied
 
 
+def _owned_message(*, owner: AbstractBaseUser, message_id: int) -> Message:
+    """Message ``message_id`` with its conversation, if ``owner`` owns it; else
+    ValidationError (the same for a missing id and another person's)."""
+    message = (
+        Message.objects.select_related("conversation")
+        .filter(pk=message_id, conversation__owner=owner)
+        .first()
+    )
+    if message is None:
+        raise ValidationError(_("That message is not in your conversations."))
+    return message
+
+
 def branch_show(*, owner: AbstractBaseUser, message_id: int) -> tuple[Conversation, int]:
     """Show the branch through message ``message_id`` (one of the person's): it becomes
     the branch remembered for its conversation, down to its newest message (a question
     answered side by side stays the end). Returns (the conversation, the new leaf id).
     ValidationError when the message is not the owner's."""
     with transaction.atomic():
-        message = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, conversation__owner=owner)
-            .first()
-        )
-        if message is None:
-            raise ValidationError(_("That message is not in your conversations."))
+        message = _owned_message(owner=owner, message_id=message_id)
         conversation = message.conversation
         tree = conversation_tree(conversation_id=conversation.pk)
         leaf = message_id if tree.is_compare(message_id) else tree.leaf_of(message_id)
@@ -98,13 +105,7 @@ def branch_delete(*, owner: AbstractBaseUser, message_id: int) -> tuple[Conversa
     while a reply in that branch is being written, or for another person's message.
     Returns (the conversation, how many messages were deleted)."""
     with transaction.atomic():
-        message = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, conversation__owner=owner)
-            .first()
-        )
-        if message is None:
-            raise ValidationError(_("That message is not in your conversations."))
+        message = _owned_message(owner=owner, message_id=message_id)
         conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
         tree = conversation_tree(conversation_id=conversation.pk)
         doomed = tree.subtree(message_id)
@@ -133,13 +134,7 @@ def conversation_fork(*, owner: AbstractBaseUser, message_id: int) -> Conversati
     message ``message_id`` (with the settings, attachments and usage); the original is
     untouched. A reply still being written cannot be forked (ValidationError)."""
     with transaction.atomic():
-        message = (
-            Message.objects.select_related("conversation")
-            .filter(pk=message_id, conversation__owner=owner)
-            .first()
-        )
-        if message is None:
-            raise ValidationError(_("That message is not in your conversations."))
+        message = _owned_message(owner=owner, message_id=message_id)
         if message.status == Message.Status.STREAMING:
             raise ValidationError(_("Wait for the reply to finish before forking it."))
         source = message.conversation

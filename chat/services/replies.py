@@ -4,7 +4,7 @@ The run itself lives in ``runs.py``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -198,6 +198,20 @@ def _regenerate_question(tree: ConversationTree, shown: list[int], reply_id: int
     return question
 
 
+def _fitted_history(
+    path: list[int], provider_obj: BaseProvider, model: str, options: ChatOptions
+) -> tuple[list[dict[str, Any]], int]:
+    """The history of ``path`` as ``model`` reads it (its capabilities decide how files
+    go), trimmed to its context with room for the reply: (history, how many left out)."""
+    context = provider_obj.context_window(model)
+    return history_fit(
+        _context_history(path, provider_obj.capabilities(model)),
+        context_tokens=context,
+        reserve_tokens=options.max_tokens or min(1024, context // 4),
+        system_prompt=options.system_prompt,
+    )
+
+
 def estimate_tokens(text: str) -> int:
     """A cautious token estimate without a tokenizer: about 3 UTF-8 bytes a token
     (real tokenizers average nearer 4 for English), plus a little per message."""
@@ -351,7 +365,6 @@ def reply_prepare(
             content = ""
     if action in (ReplyAction.RETRY, ReplyAction.CONTINUE) and not reply_id:
         raise ValidationError(_("Which reply? The request names none."))
-    context = provider_obj.context_window(model)
     provider = choices[0][0]
     if conversation is None:
         system_prompt = storable_text(system_prompt or "")
@@ -499,12 +512,7 @@ def reply_prepare(
             conv.title = new_title = storable_text(title_from_text(user_message.content))
             fields.append("title")
         conv.save(update_fields=fields)
-        history, trimmed = history_fit(
-            _context_history(path, provider_obj.capabilities(model)),
-            context_tokens=context,
-            reserve_tokens=options.max_tokens or min(1024, context // 4),
-            system_prompt=options.system_prompt,
-        )
+        history, trimmed = _fitted_history(path, provider_obj, model, options)
         if prefix:
             history += [
                 {"role": "assistant", "content": prefix},
@@ -536,12 +544,8 @@ def reply_prepare(
             # Side by side: a sibling reply per other model, each with the history that
             # fits its own context; the question is the branch shown until one is picked.
             for other_provider, other_model, other_obj in choices[1:]:
-                other_context = other_obj.context_window(other_model)
-                other_history, other_trimmed = history_fit(
-                    _context_history(path, other_obj.capabilities(other_model)),
-                    context_tokens=other_context,
-                    reserve_tokens=options.max_tokens or min(1024, other_context // 4),
-                    system_prompt=options.system_prompt,
+                other_history, other_trimmed = _fitted_history(
+                    path, other_obj, other_model, options
                 )
                 other = Message.objects.create(
                     conversation=conv,
@@ -554,17 +558,18 @@ def reply_prepare(
                     context_trimmed=other_trimmed or None,
                 )
                 prepared.compared.append(
-                    PreparedReply(
-                        conversation_id=conv.pk,
-                        user_message_id=user_message.pk,
+                    replace(
+                        prepared,
                         reply_id=other.pk,
                         provider=other_provider,
                         model=other_model,
-                        options=options,
                         history=other_history,
                         trimmed=other_trimmed,
                         label=other_obj.label,
-                        show_detail=show_detail,
+                        created_conversation_title="",
+                        created_conversation=False,
+                        notes=[],
+                        compared=[],
                     )
                 )
             Conversation.objects.filter(pk=conv.pk).update(current_leaf_id=user_message.pk)
