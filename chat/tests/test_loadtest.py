@@ -28,7 +28,17 @@ def load_run() -> dict[str, Any]:
 
     def inspect(db: BenchDatabase, sent: list[Sent]) -> None:
         # Lose one reply on purpose: the check must notice it.
-        reply_id = db.query("SELECT MIN(id) FROM chat_message WHERE role = %s", ["assistant"])[0][0]
+        # A reply nothing follows (a leaf of its conversation's tree: no foreign key to
+        # its id is left behind).
+        reply_id = db.query(
+            "SELECT MIN(id) FROM chat_message m WHERE role = %s AND NOT EXISTS "
+            "(SELECT 1 FROM chat_message c WHERE c.parent_id = m.id)",
+            ["assistant"],
+        )[0][0]
+        db.execute(
+            "UPDATE chat_conversation SET current_leaf_id = NULL WHERE current_leaf_id = %s",
+            [reply_id],
+        )
         db.execute("DELETE FROM chat_message WHERE id = %s", [reply_id])
         seen["after_losing_a_reply"] = check_database(db, sent)
         first = sent[0]
