@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
 from django.http import Http404
 
 from . import search
-from .models import Conversation, Message
+from .models import Attachment, Conversation, Message
 from .snippets import Snippet, snippet
-from .tree import ConversationTree
+from .tree import ConversationTree, Siblings
 
 # Shortest query that also searches message text (trigram indexes need three).
 MESSAGE_SEARCH_MIN_CHARS = 3
@@ -106,11 +106,85 @@ def message_get_for_user(*, user: AbstractBaseUser, pk: int) -> Message:
 
 def conversation_tree(*, conversation_id: int) -> ConversationTree:
     """The shape of one conversation (ids, parents, roles of all its messages), read in
-    one light query. The caller has checked the owner."""
-    rows = Message.objects.filter(conversation_id=conversation_id).values_list(
-        "id", "parent_id", "role"
+    one light query. The caller has checked the owner. Reads every message's id: for
+    whole-conversation work (prepare, fork, delete a branch, exports); a page of the
+    thread reads only its branch (``thread_page``)."""
+    rows = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by()
+        .values_list("id", "parent_id", "role")
     )
     return ConversationTree.from_rows(list(rows))
+
+
+_TABLE = Message._meta.db_table
+
+# The message (checked to be in the conversation) and the newest line below it: its
+# newest child, that one's newest child... (the parent_id index answers each step), top
+# first. A question several models answered side by side (a user message with two or
+# more replies) is not descended from: it ends its branch.
+_WALK_DOWN_SQL = f"""
+WITH RECURSIVE down(id, depth, stop) AS (
+    SELECT m.id, 0,
+        m.role = 'user' AND (SELECT COUNT(*) FROM {_TABLE} c WHERE c.parent_id = m.id) > 1
+    FROM {_TABLE} m WHERE m.id = %s AND m.conversation_id = %s
+    UNION ALL
+    SELECT (SELECT MAX(c.id) FROM {_TABLE} c WHERE c.parent_id = down.id), down.depth + 1,
+        1 = 0
+    FROM down WHERE down.id IS NOT NULL AND NOT down.stop
+)
+SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth
+"""  # noqa: S608 - the table name is the model's; values are parameters
+
+# From a message of this conversation up towards the root: at most %s steps above it.
+_WALK_UP_SQL = f"""
+WITH RECURSIVE up(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM {_TABLE} WHERE id = %s AND conversation_id = %s
+    UNION ALL
+    SELECT m.id, m.parent_id, up.depth + 1 FROM {_TABLE} m JOIN up ON m.id = up.parent_id
+    WHERE up.depth < %s
+)
+SELECT id FROM up ORDER BY depth
+"""  # noqa: S608 - the table name is the model's; values are parameters
+
+
+def _walk_down(message_id: int, *, conversation_id: int) -> list[int]:
+    """``message_id`` and the newest line below it, top first (see ``_WALK_DOWN_SQL``);
+    [] when the message is not in the conversation. One query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_WALK_DOWN_SQL, [message_id, conversation_id])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _walk_up(message_id: int, *, conversation_id: int, steps: int) -> list[int]:
+    """``message_id`` and up to ``steps`` messages above it, root-most first; [] when
+    the message is not in the conversation. One query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_WALK_UP_SQL, [message_id, conversation_id, steps])
+        ids = [row[0] for row in cursor.fetchall()]
+    ids.reverse()
+    return ids
+
+
+def branch_end(*, conversation_id: int, start: int | None) -> int | None:
+    """The last message of the branch through ``start`` (None: the newest first
+    message): ``start`` itself when it is a question several models answered side by
+    side (see ``ConversationTree.is_compare``), else the end of the newest line below
+    it. Http404 when ``start`` is not in the conversation; None for an empty one. One
+    query (two without ``start``)."""
+    if start is None:
+        start = (
+            Message.objects.filter(conversation_id=conversation_id, parent__isnull=True)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if start is None:
+            return None
+    line = _walk_down(start, conversation_id=conversation_id)
+    if not line:
+        raise Http404("No such message")
+    return line[-1]
 
 
 @dataclass
@@ -134,45 +208,94 @@ def thread_page(
     leaf: int | None = None,
     before: int | None = None,
     limit: int = 50,
-    tree: ConversationTree | None = None,
 ) -> ThreadPage:
-    """The newest ``limit`` messages of the branch ending at ``leaf`` (default: the
-    branch the person last looked at, ``conversation.current_leaf``), older than message
-    ``before`` when given. Http404 when ``before`` or ``leaf`` is not in this conversation's
-    branch. Three queries whatever the size of the conversation: its shape, the page's
-    rows, their attachments."""
-    if tree is None:
-        tree = conversation_tree(conversation_id=conversation.pk)
-    if leaf is not None and leaf not in tree:
-        raise Http404("No such message")
-    ids = tree.thread(leaf if leaf is not None else conversation.current_leaf_id)
+    """The newest ``limit`` messages of the branch through ``leaf`` (default: the
+    branch the person last looked at, ``conversation.current_leaf``), or the ``limit``
+    above message ``before`` on it. Http404 when ``leaf`` or ``before`` is not in this
+    conversation. Only the page's part of the branch is read (recursive queries along
+    the parent links): six queries and the same time whatever the length of the
+    conversation or the number of its branches."""
+    start = leaf if leaf is not None else conversation.current_leaf_id
+    try:
+        end = branch_end(conversation_id=conversation.pk, start=start)
+    except Http404:
+        if leaf is not None:
+            raise
+        end = branch_end(conversation_id=conversation.pk, start=None)  # shown one is gone
+    if end is None:
+        if before is not None:
+            raise Http404("No such message")
+        return ThreadPage(messages=[], earlier_id=None, leaf_id=None, compare=[])
     if before is not None:
-        try:
-            ids_above = ids[: ids.index(before)]
-        except ValueError:
-            raise Http404("No such message") from None
+        above = _walk_up(before, conversation_id=conversation.pk, steps=limit + 1)
+        if not above:
+            raise Http404("No such message")
+        ids = above[:-1]  # before itself is on the page below
     else:
-        ids_above = ids
-    page_ids = ids_above[-limit:] if limit else ids_above
-    has_more = len(ids_above) > len(page_ids)
-    compare_ids = (
-        tree.children[ids[-1]] if ids and before is None and tree.is_compare(ids[-1]) else []
-    )
-    rows = {
-        m.pk: m
-        for m in Message.objects.filter(pk__in=[*page_ids, *compare_ids]).prefetch_related(
-            "attachments"
-        )
-    }
-    for message in rows.values():
-        placed = tree.siblings(message.pk)
-        message.siblings = placed if placed.count > 1 else None
+        ids = _walk_up(end, conversation_id=conversation.pk, steps=limit)
+    has_more = len(ids) > limit
+    page_ids = ids[-limit:] if limit else ids
+    rows = {m.pk: m for m in Message.objects.filter(pk__in=page_ids).annotate(**_HAS_FILES)}
     page = [rows[i] for i in page_ids if i in rows]
+    _attach_files(page)
+    # Siblings of the page's messages and the replies of a compared question, one query.
+    parents = {m.parent_id for m in page}
+    if before is None:
+        parents.add(end)
+    family = Q(parent_id__in=[p for p in parents if p is not None])
+    if None in parents:
+        family |= Q(conversation_id=conversation.pk, parent__isnull=True)
+    children: dict[int | None, list[int]] = {}
+    for parent_id, child_id in (
+        Message.objects.filter(family).order_by("id").values_list("parent_id", "id")
+    ):
+        children.setdefault(parent_id, []).append(child_id)
+    for message in page:
+        group = children.get(message.parent_id, [message.pk])
+        message.siblings = _placed(group, message.pk) if len(group) > 1 else None
+    compare: list[Message] = []
+    last = page[-1] if page else None
+    if (
+        before is None
+        and last is not None
+        and last.pk == end
+        and last.role == Message.Role.USER
+        and len(children.get(end, ())) > 1
+    ):
+        compare = list(
+            Message.objects.filter(pk__in=children[end]).order_by("id").annotate(**_HAS_FILES)
+        )
+        _attach_files(compare)
     return ThreadPage(
         messages=page,
         earlier_id=page[0].pk if has_more and page else None,
-        leaf_id=ids[-1] if ids else None,
-        compare=[rows[i] for i in compare_ids if i in rows],
+        leaf_id=end,
+        compare=compare,
+    )
+
+
+_HAS_FILES = {"has_files": Exists(Attachment.objects.filter(message_id=OuterRef("pk")))}
+
+
+def _attach_files(messages: list[Message]) -> None:
+    """Load the attachments of those of ``messages`` that have any (annotated
+    ``has_files``), in one query, and give the others an empty list without a query:
+    most pages have no files at all."""
+    with_files = [m for m in messages if m.has_files]
+    if with_files:
+        prefetch_related_objects(with_files, "attachments")
+    for message in messages:
+        if not message.has_files:
+            message._prefetched_objects_cache = {"attachments": Attachment.objects.none()}
+
+
+def _placed(group: list[int], message_id: int) -> Siblings:
+    i = group.index(message_id)
+    return Siblings(
+        index=i + 1,
+        count=len(group),
+        previous_id=group[i - 1] if i > 0 else None,
+        next_id=group[i + 1] if i + 1 < len(group) else None,
     )
 
 
@@ -192,21 +315,14 @@ def message_page_through(
     the branch's newest page when the message is in it, else the ``limit`` messages
     ending with it. Returns (the page, whether it is an earlier page), or None when the
     message is not in the conversation."""
-    tree = conversation_tree(conversation_id=conversation.pk)
-    if message_id not in tree:
+    try:
+        end = branch_end(conversation_id=conversation.pk, start=message_id)
+    except Http404:
         return None
-    leaf = tree.leaf_of(message_id)
-    ids = tree.thread(leaf)
-    if message_id not in ids:  # a reply of a compare: the branch ends at its question
-        leaf = message_id
-        ids = tree.thread(leaf)
-    position = ids.index(message_id)
-    if len(ids) - position <= limit:
-        return thread_page(conversation=conversation, leaf=leaf, limit=limit, tree=tree), False
-    following = ids[position + 1]
-    page = thread_page(
-        conversation=conversation, leaf=leaf, before=following, limit=limit, tree=tree
-    )
+    below = [] if end == message_id else _walk_down(message_id, conversation_id=conversation.pk)[1:]
+    if len(below) < limit:
+        return thread_page(conversation=conversation, leaf=end, limit=limit), False
+    page = thread_page(conversation=conversation, leaf=end, before=below[0], limit=limit)
     return page, True
 
 

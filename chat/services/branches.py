@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from ..dbtext import storable_text
 from ..models import Attachment, Conversation, Message
-from ..selectors import conversation_tree
+from ..selectors import branch_end, conversation_tree
 
 # Copied onto a forked or edited message: everything but ids, links and the file.
 _ATTACHMENT_FIELDS = (
@@ -89,11 +89,8 @@ def branch_show(*, owner: AbstractBaseUser, message_id: int) -> tuple[Conversati
     with transaction.atomic():
         message = _owned_message(owner=owner, message_id=message_id)
         conversation = message.conversation
-        tree = conversation_tree(conversation_id=conversation.pk)
-        leaf = message_id if tree.is_compare(message_id) else tree.leaf_of(message_id)
-        # A question answered side by side: its last reply's branch is not the question's.
-        ids = tree.thread(leaf)
-        leaf = ids[-1] if ids else leaf
+        # Down the newest line below it (a question answered side by side stays the end).
+        leaf = branch_end(conversation_id=conversation.pk, start=message_id)
         Conversation.objects.filter(pk=conversation.pk).update(current_leaf_id=leaf)
         conversation.current_leaf_id = leaf
     return conversation, leaf
