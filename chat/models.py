@@ -279,12 +279,15 @@ class Attachment(models.Model):
     page_count = models.PositiveIntegerField(_("pages"), null=True, blank=True)
     width = models.PositiveIntegerField(_("width"), null=True, blank=True)
     height = models.PositiveIntegerField(_("height"), null=True, blank=True)
+    # The place the person gave it among the message's files (uploads finish in any
+    # order); None until it is sent.
+    position = models.PositiveSmallIntegerField(_("position"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("attachment")
         verbose_name_plural = _("attachments")
-        ordering = ["created_at", "id"]
+        ordering = ["position", "created_at", "id"]
         indexes = [models.Index(fields=["owner", "created_at"], name="att_owner_created")]
         constraints = [
             models.CheckConstraint(

@@ -127,6 +127,12 @@ class Migration(migrations.Migration):
                     models.PositiveIntegerField(blank=True, null=True, verbose_name="height"),
                 ),
                 (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="position"
+                    ),
+                ),
+                (
                     "created_at",
                     models.DateTimeField(
                         default=django.utils.timezone.now, editable=False, verbose_name="created"
@@ -156,7 +162,7 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "attachment",
                 "verbose_name_plural": "attachments",
-                "ordering": ["created_at", "id"],
+                "ordering": ["position", "created_at", "id"],
                 "indexes": [models.Index(fields=["owner", "created_at"], name="att_owner_created")],
                 "constraints": [
                     models.CheckConstraint(

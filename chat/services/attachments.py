@@ -549,7 +549,8 @@ def attachments_for_send(*, owner: AbstractBaseUser, ids: Sequence[int]) -> list
 
 
 def attachments_link(*, attachments: Sequence[Attachment], message_id: int) -> None:
-    """Put ``attachments`` (from ``attachments_for_send``) on message ``message_id``.
+    """Put ``attachments`` (from ``attachments_for_send``) on message ``message_id``, in
+    that order (``position``).
     Raises ValidationError when one of them was sent meanwhile (another tab): call it in
     the transaction that saves the message, so that nothing is saved then."""
     if not attachments:
@@ -562,8 +563,11 @@ def attachments_link(*, attachments: Sequence[Attachment], message_id: int) -> N
         raise ValidationError(
             _("An attached file was sent meanwhile (in another tab?). Attach it again.")
         )
-    for attachment in attachments:
+    # In the order the person attached them (uploads finish in any order).
+    for position, attachment in enumerate(attachments):
         attachment.message_id = message_id
+        attachment.position = position
+    Attachment.objects.bulk_update(attachments, ["position"])
 
 
 def _capabilities_of(provider: Any, model: str) -> Any:

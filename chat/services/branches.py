@@ -16,6 +16,7 @@ from ..selectors import branch_end, conversation_tree
 
 # Copied onto a forked or edited message: everything but ids, links and the file.
 _ATTACHMENT_FIELDS = (
+    "position",
     "name",
     "content_type",
     "kind",

@@ -4,6 +4,7 @@ The run itself lives in ``runs.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -106,7 +107,7 @@ def _context_history(path_ids: list[int], capabilities: Any = None) -> list[dict
         )
     }
     files: dict[int, list[Attachment]] = {}
-    for attachment in Attachment.objects.filter(message_id__in=path_ids).order_by("id"):
+    for attachment in Attachment.objects.filter(message_id__in=path_ids):
         files.setdefault(attachment.message_id, []).append(attachment)
     last_id = path_ids[-1]
     history: list[dict[str, Any]] = []
@@ -119,9 +120,7 @@ def _context_history(path_ids: list[int], capabilities: Any = None) -> list[dict
             # A question not followed by a usable answer is replaced by the next one.
             pending_question = {
                 "role": "user",
-                "content": attachment_content(
-                    text=content, attachments=files.get(message_id, ()), capabilities=capabilities
-                ),
+                "content": _user_content(content, files.get(message_id, ()), capabilities),
             }
             if message_id == last_id:
                 history.append(pending_question)
@@ -210,6 +209,26 @@ def _fitted_history(
         reserve_tokens=options.max_tokens or min(1024, context // 4),
         system_prompt=options.system_prompt,
     )
+
+
+def _user_content(
+    text: str, attachments: Sequence[Attachment], capabilities: Any
+) -> str | list[dict[str, Any]]:
+    """A user turn's content for a model with ``capabilities``: ``attachment_content``,
+    except that images a model cannot read (an earlier turn's, sent to another model)
+    are named in a line of text instead of sent."""
+    if getattr(capabilities, "images", None) is not False:
+        return attachment_content(text=text, attachments=attachments, capabilities=capabilities)
+    left_out = [a for a in attachments if a.kind == Attachment.Kind.IMAGE]
+    kept = [a for a in attachments if a.kind != Attachment.Kind.IMAGE]
+    content = attachment_content(text=text, attachments=kept, capabilities=capabilities)
+    if not left_out:
+        return content
+    names = ", ".join(f"“{a.name}”" for a in left_out)
+    line = f"[Image {names} left out: this model cannot see images.]"
+    if isinstance(content, str):
+        return f"{line}\n\n{content}" if content else line
+    return [{"type": "text", "text": line}, *content]
 
 
 def estimate_tokens(text: str) -> int:
@@ -477,14 +496,28 @@ def reply_prepare(
                 attachments=attachments_for_send(owner=conv.owner, ids=attachment_ids),
                 message_id=user_message.pk,
             )
+        # The question's own files must suit every answering model (an image to a model
+        # that reads none is refused); earlier images a model cannot read are left out
+        # of its history, and the person is told.
         on_path = list(Attachment.objects.filter(message_id__in=path))
+        asked = [a for a in on_path if a.message_id == user_message.pk]
+        earlier_images = [
+            a for a in on_path if a.message_id != user_message.pk and a.kind == "image"
+        ]
         notes: list[str] = []
-        for choice_provider, choice_model, _obj in choices:
-            for note in attachments_check_model(
-                attachments=on_path, provider=choice_provider, model=choice_model
-            ):
-                if note not in notes:
-                    notes.append(note)
+        for choice_provider, choice_model, choice_obj in choices:
+            found = attachments_check_model(
+                attachments=asked, provider=choice_provider, model=choice_model
+            )
+            if earlier_images and choice_obj.capabilities(choice_model).images is False:
+                found.append(
+                    _(
+                        "Earlier images in this conversation are left out: %(model)s "
+                        "cannot read images."
+                    )
+                    % {"model": choice_model}
+                )
+            notes += [note for note in found if note not in notes]
         if reply is None:
             reply = Message.objects.create(
                 conversation=conv,

@@ -151,19 +151,33 @@ def test_an_earlier_image_stays_in_the_history_of_later_turns(
     assert history[-1] == {"role": "user", "content": "And its colour?"}
 
 
-def test_switching_to_a_text_only_model_with_an_image_on_the_branch_is_refused(
+def test_a_text_only_model_can_go_on_after_an_image_which_is_left_out_and_named(
     conversation: Conversation, alice: User, capable: type, media: Path
 ) -> None:
     image = uploaded(alice, "cat.png", image_bytes())
     answer(conversation, content="What is this?", attachment_ids=[image.pk])
+    prepared = answer(conversation, content="Go on", provider="capable", model="text-only")
+    history = capable.calls[-1]["messages"]
+    first = history[0]["content"]
+    assert "image_url" not in str(first)
+    assert "“cat.png” left out" in str(first) and "What is this?" in str(first)
+    assert history[-1] == {"role": "user", "content": "Go on"}
+    assert any("Earlier images" in note for note in prepared.notes)
+
+
+def test_a_new_image_to_a_text_only_model_is_still_refused_after_earlier_ones(
+    conversation: Conversation, alice: User, capable: type, media: Path
+) -> None:
+    answer(conversation, content="hi", attachment_ids=[uploaded(alice, "a.png", image_bytes()).pk])
     count = Message.objects.count()
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="cannot read images"):
         services.reply_prepare(
             conversation=conversation,
             action="send",
-            content="Go on",
+            content="And this one?",
             provider="capable",
             model="text-only",
+            attachment_ids=[uploaded(alice, "b.png", image_bytes()).pk],
         )
     assert Message.objects.count() == count
 
@@ -205,3 +219,16 @@ def test_the_page_sends_attachment_ids_with_the_message(
     assert image.message is not None and image.message.content == "Look"
     page = client.get(reverse("chat:conversation", args=[image.message.conversation_id]))
     assert reverse("chat:attachment", args=[image.pk]) in page.content.decode()
+
+
+def test_files_keep_the_order_the_person_attached_them_in(
+    conversation: Conversation, alice: User, capable: type, media: Path
+) -> None:
+    # Uploads finish in any order: the later upload was attached first.
+    second = uploaded(alice, "second.txt", b"second file")
+    first = uploaded(alice, "first.txt", b"first file")
+    prepared = answer(conversation, content="Compare them", attachment_ids=[first.pk, second.pk])
+    parts = capable.calls[-1]["messages"][-1]["content"]
+    assert "first.txt" in parts[0]["text"] and "second.txt" in parts[1]["text"]
+    shown = Message.objects.get(pk=prepared.user_message_id).attachments.all()
+    assert [a.name for a in shown] == ["first.txt", "second.txt"]

@@ -145,3 +145,45 @@ def test_compare_columns_stack_on_a_phone(page: Page, app_server: AppServer) -> 
     first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
     assert second["y"] >= first["y"] + first["height"] - 1  # stacked, not side by side
     assert second["x"] + second["width"] <= 390 + 1  # nothing runs off the screen
+
+
+def test_stop_in_one_compared_column_stops_only_that_reply(
+    page: Page, app_server: AppServer
+) -> None:
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    page.get_by_role("button", name="Compare", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Compare models")
+    dialog.locator(f'input[value="{FAKE_2}"]').check()
+    dialog.get_by_role("button", name="Compare", exact=True).click()
+    for _ in range(2):
+        install_openai_stream(
+            app_server.upstream, [f"w{i} " for i in range(40)], pause=0.1, model="fake-model-1"
+        )
+    page.get_by_role("textbox", name="Message", exact=True).fill("Count slowly.")
+    page.get_by_role("textbox", name="Message", exact=True).press("Enter")
+    columns = page.locator("[data-compare] article.msg-reply")
+    expect(columns).to_have_count(2)
+    expect(columns.nth(1)).to_contain_text("w2")
+    # Reachable while it streams, named after its model.
+    page.get_by_role("button", name="Stop fake-model-2").click()
+    wait_until_done(columns.nth(1), "stopped")
+    expect(columns.nth(0)).to_have_attribute("data-status", "streaming")
+    wait_until_done(columns.nth(0))
+    expect(columns.nth(0)).to_contain_text("w39")
+    expect(page.get_by_role("button", name="Continue with this one (fake-model-2)")).to_be_visible()
+
+
+def test_keyboard_focus_stays_on_the_version_arrows(page: Page, app_server: AppServer) -> None:
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    install_openai_stream(app_server.upstream, ["One."], model="fake-model-1")
+    reply = send(page, "Say something.")
+    wait_until_done(reply)
+    install_openai_stream(app_server.upstream, ["Two."], model="fake-model-1")
+    reply.get_by_role("button", name="Regenerate").click()
+    expect(page.locator("article.msg-reply [data-branch-count]")).to_have_text("2 / 2")
+    page.get_by_role("button", name="Previous version").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("article.msg-reply [data-branch-count]")).to_have_text("1 / 2")
+    expect(page.get_by_role("button", name="Next version")).to_be_focused()

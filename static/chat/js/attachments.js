@@ -140,6 +140,20 @@ export class AttachmentTray {
       this.add([...event.dataTransfer.files]);
       this.input.focus();
     });
+    // A file dropped anywhere else on the chat (the thread, say) is attached too, rather
+    // than opened by the browser in place of the chat.
+    const main = document.getElementById("main") || document.body;
+    main.addEventListener("dragover", (event) => {
+      if (!hasFiles(event) || form.contains(event.target)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    main.addEventListener("drop", (event) => {
+      if (!hasFiles(event) || form.contains(event.target)) return;
+      event.preventDefault();
+      this.add([...event.dataTransfer.files]);
+      this.input.focus();
+    });
     this.list.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-remove-attachment]");
       if (!button) return;

@@ -561,7 +561,7 @@ export class ChatPage {
     for (const reply of data.replies) {
       const article = addReply(columns, reply.provider, reply.model);
       article.dataset.messageId = reply.id;
-      article.querySelector(".msg-actions").append(pickButton(reply.id), stopOneButton());
+      article.querySelector(".msg-actions").append(pickButton(reply.id, reply.model), stopOneButton(reply.model));
     }
     this.placeBeforeQueue(user, columns);
     if (data.title) {
@@ -758,7 +758,12 @@ export class ChatPage {
     }
     else if (action === "delete-branch") this.deleteBranch(article);
     else if (action === "branch" && button.dataset.target) {
-      this.branchRequest(urlFor(this.urls.showUrl, button.dataset.target), `[data-message-id="${button.dataset.target}"] [data-action=branch]`);
+      // Focus stays on the arrows, now under the version shown (the one that can be used).
+      const step = button.getAttribute("aria-label");
+      this.branchRequest(
+        urlFor(this.urls.showUrl, button.dataset.target),
+        `[data-message-id="${button.dataset.target}"] [data-action=branch][aria-label="${CSS.escape(step)}"]:not([disabled]), [data-message-id="${button.dataset.target}"] [data-action=branch]:not([disabled])`,
+      );
     } else if (action === "pick") {
       this.branchRequest(urlFor(this.urls.showUrl, button.dataset.target), `[data-message-id="${button.dataset.target}"] [data-action=copy]`);
     }
@@ -829,8 +834,15 @@ export class ChatPage {
       const response = await fetch(link.dataset.fragmentUrl, { credentials: "same-origin" });
       if (!response.ok) throw new Error(String(response.status));
       const fragment = document.createRange().createContextualFragment(await response.text());
+      const first = fragment.querySelector("article.msg, a[data-load-earlier]");
       const height = this.thread.scrollHeight;
+      const hadFocus = link === document.activeElement;
       link.replaceWith(fragment);
+      if (hadFocus && first) {
+        // Keyboard users go on from the earlier messages, not from the top of the page.
+        if (!first.matches("a")) first.tabIndex = -1;
+        first.focus({ preventScroll: true });
+      }
       this.thread.scrollTop += this.thread.scrollHeight - height;
       addCodeCopyButtons(this.threadInner);
       collapseLong(this.threadInner);

@@ -43,6 +43,8 @@ export class CompareChoice {
     const current = this.composer.select.value;
     this.list.replaceChildren();
     this.error.hidden = true;
+    const off = this.dialog.querySelector('button[value="off"]');
+    if (off) off.hidden = !this.active;
     for (const option of this.composer.select.querySelectorAll("option")) {
       if (!option.value || option.disabled || option.value === current) continue;
       const label = document.createElement("label");
@@ -83,22 +85,24 @@ export class CompareChoice {
 }
 
 /** A "Continue with this one" button for a compared reply (the server renders the same). */
-export function pickButton(messageId) {
+export function pickButton(messageId, model) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "chip chip-primary";
   button.dataset.action = "pick";
   button.dataset.target = messageId;
   button.textContent = i18n.comparePick;
+  button.setAttribute("aria-label", format(i18n.comparePickNamed, { model }));
   return button;
 }
 
 /** A "Stop" button for one compared reply while it is written (the others go on). */
-export function stopOneButton() {
+export function stopOneButton(model) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "chip";
   button.dataset.action = "stop-one";
   button.textContent = i18n.stop;
+  button.setAttribute("aria-label", format(i18n.stopNamed, { model }));
   return button;
 }
