@@ -1,13 +1,16 @@
-"""Sign-in, sign-out and sign-up, under /accounts/. The route names (login, logout,
-signup) have no namespace: LOGIN_URL and the templates use them as they are."""
+"""Sign-in, sign-out and sign-up, and the API keys page, under /accounts/. The route
+names (login, logout, signup, api_keys, api_key_revoke) have no namespace: LOGIN_URL and
+the templates use them as they are."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import key_views, views
 
 urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("keys/", key_views.keys, name="api_keys"),
+    path("keys/<int:pk>/revoke/", key_views.key_revoke, name="api_key_revoke"),
 ]
