@@ -56,7 +56,7 @@ def reasoning_block(html: str, reply: Message) -> str:
 
 
 def summary_of(block: str) -> str:
-    return re.search(r"<summary>(.*?)</summary>", block, re.S).group(1)  # type: ignore[union-attr]
+    return re.search(r"<summary[^>]*>(.*?)</summary>", block, re.S).group(1)  # type: ignore[union-attr]
 
 
 # --- The block's summary -------------------------------------------------------------------
