@@ -148,7 +148,7 @@ def clean_upstream_message(message: str, *, limit: int = 300) -> str:
 
 REDACTED = "[redacted]"
 _KEY_LIKE = (
-    re.compile(r"\b(sk|key|AIza|ak|pk)[-_A-Za-z0-9]{8,}"),
+    re.compile(r"\b(sk|key|AIza|ak|pk|cai)[-_A-Za-z0-9]{8,}"),  # cai_: our own API keys
     re.compile(r"\b[A-Za-z0-9_\-]{32,}\b"),
 )
 

@@ -74,6 +74,11 @@ class PreparedReply:
     show_detail: bool = False  # the person is staff: errors carry the operator's detail
     # What the person is told beside the reply (a PDF sent as its extracted text).
     notes: list[str] = field(default_factory=list)
+    # False for a reply that is not kept (an API call): no message rows, no checkpoints,
+    # no followers on other workers; ``reply_id`` is then a negative run number.
+    store: bool = True
+    user_id: int | None = None  # who asked (metering)
+    api_key_id: int | None = None  # the personal API key used, if any
     # Compare: the other replies to the same message, side by side (this one is the first).
     compared: list[PreparedReply] = field(default_factory=list)
 
@@ -572,6 +577,7 @@ def reply_prepare(
             label=provider_obj.label,
             show_detail=show_detail,
             notes=notes,
+            user_id=conv.owner_id,
         )
         if len(choices) > 1:
             # Side by side: a sibling reply per other model, each with the history that

@@ -157,7 +157,8 @@ class ReplyRun:
         self.stop_reason = ""
         self._hub = hub
         self._waiters: list[asyncio.Future[None]] = []
-        self._publish = hub.publisher()
+        # A run that is not stored (an API call) has no followers elsewhere either.
+        self._publish = hub.publisher() if prepared.store else None
         self._task: asyncio.Task[None] | None = None
         self._running = False  # the task took its first step (a Stop before: no cancel)
         self._closing = False  # the outcome is being saved: too late to stop
@@ -298,7 +299,7 @@ class ReplyRun:
                         clean = storable_text(piece)
                         text.append(clean)
                         self._append(item if clean is piece else TextDelta(clean))
-                        if now - last_checkpoint >= checkpoint_every:
+                        if now - last_checkpoint >= checkpoint_every and prepared.store:
                             last_checkpoint = now
                             self._hub.checkpoints.save_later(self.reply_id, "".join(text))
                     elif kind is ReasoningDelta:
@@ -362,12 +363,25 @@ class ReplyRun:
 
     # --- endings -----------------------------------------------------------------------
 
+    @property
+    def time_to_first_token_ms(self) -> int | None:
+        """Milliseconds from the start to the first text or reasoning piece (None: none)."""
+        ttft = self._first_token_at
+        return None if ttft is None else _ms(ttft - self.started_at)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The token usage the provider reported (None until it does)."""
+        return self._usage
+
     async def _save(self, status: str, **outcome: str) -> str:
         self._hub.checkpoints.forget(self.reply_id)
         ttft = self._first_token_at
         if self._reasoning_started is not None and self._reasoning_ms is None:
             # No text came after the reasoning: the model thought until the end.
             self._reasoning_ms = _ms(time.monotonic() - self._reasoning_started)
+        if not self.prepared.store:
+            return ""  # an API call: the caller has the text, nothing is kept
         return await save_outcome_patiently(
             self.reply_id,
             text="".join(self._text),

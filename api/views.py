@@ -1,0 +1,326 @@
+"""The OpenAI-compatible API: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+Another front door to the reply run (DESIGN.md): a request is checked, becomes a
+``PreparedReply`` that is not stored (no conversation, no message rows), runs through
+the hub like a chat reply, and its run events are written in OpenAI's wire format
+(``api/wire.py``). Models are named ``provider/model`` (``openai/gpt-4o``,
+``local/smollm2-135m-instruct``). Every request needs a personal API key
+(``Authorization: Bearer cai_...``, made on the account's keys page).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import services
+from chat.providers import (
+    PROVIDER_REGISTRY,
+    ChatOptions,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    get_provider,
+)
+from chat.providers.messages import normalize_messages
+from chat.services.conversations import _check_model
+from chat.services.runs import RunFailed, RunFinished, RunStopped
+
+from .wire import ChunkEncoder, completion_body, error_body, finish_reason
+
+logger = logging.getLogger(__name__)
+
+# API runs are not stored: each gets a negative number where a chat reply has its id.
+_run_numbers = itertools.count(1)
+
+# HTTP statuses for a reply that failed before its first token, by ProviderError kind.
+_FAILURE_STATUS = {
+    "bad_request": 400,
+    "authentication": 502,
+    "permission": 502,
+    "not_found": 404,
+    "rate_limited": 429,
+    "unavailable": 503,
+    "timeout": 504,
+}
+
+
+def _error(status: int, message: str, **fields: Any) -> JsonResponse:
+    return JsonResponse(error_body(message, **fields), status=status)
+
+
+async def _authenticate(request: HttpRequest) -> Any:
+    """The ``ApiKey`` of the request's ``Authorization: Bearer`` header, or the 401
+    response to send (OpenAI's shape). Reads the database every time: a revoked key stops
+    at once, on every worker."""
+    from accounts.services import api_key_authenticate
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return _error(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'; "
+            "make one on your account's API keys page.",
+        )
+
+    def check() -> Any:
+        try:
+            return api_key_authenticate(raw.strip())
+        finally:
+            services.connection_release()
+
+    key = await sync_to_async(check, thread_sensitive=False)()
+    if key is None:
+        return _error(
+            401, "Incorrect, revoked or expired API key provided.", code="invalid_api_key"
+        )
+    return key
+
+
+@csrf_exempt
+async def models_list(request: HttpRequest) -> HttpResponseBase:
+    """Every model the key's owner may use, as OpenAI's model list (``provider/model``)."""
+    if request.method != "GET":
+        return _error(405, "Use GET for /v1/models.")
+    key = await _authenticate(request)
+    if isinstance(key, HttpResponseBase):
+        return key
+    menu = await services.provider_menu(for_staff=False)
+    data = [
+        {"id": f"{choice.name}/{model}", "object": "model", "created": 0, "owned_by": choice.name}
+        for choice in menu
+        if choice.usable
+        for model in choice.models
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+class _Refused(Exception):
+    def __init__(self, response: JsonResponse) -> None:
+        self.response = response
+
+
+def _options(body: dict[str, Any]) -> ChatOptions:
+    for field in ("n",):
+        if body.get(field) not in (None, 1):
+            raise _Refused(_error(400, f"Only {field}=1 is supported.", param=field))
+    if body.get("stop") not in (None, [], ""):
+        raise _Refused(
+            _error(400, "Stop sequences are not supported by this server yet.", param="stop")
+        )
+    if body.get("tools") or body.get("functions"):
+        raise _Refused(_error(400, "Tools are not supported by this server yet.", param="tools"))
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    try:
+        return ChatOptions(
+            temperature=body.get("temperature"),
+            max_tokens=max_tokens,
+            reasoning_effort=body.get("reasoning_effort"),
+        )
+    except ProviderError as e:
+        raise _Refused(_error(400, e.message)) from e
+
+
+def _prepare(body: dict[str, Any], key: Any) -> services.PreparedReply:
+    """The not-stored reply a request asks for, checked. Raises _Refused."""
+    name = body.get("model")
+    if not isinstance(name, str) or "/" not in name:
+        raise _Refused(
+            _error(
+                400,
+                "model must be named provider/model, for example openai/gpt-4o-mini; "
+                "GET /v1/models lists them.",
+                param="model",
+            )
+        )
+    provider_name, _, model = name.partition("/")
+    missing = _error(
+        404,
+        f"The model '{name}' does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+    if provider_name not in PROVIDER_REGISTRY or not model:
+        raise _Refused(missing)
+    provider = get_provider(provider_name)
+    status = provider.status()
+    if not status.usable:
+        raise _Refused(missing)
+    try:
+        _check_model(provider, model)
+    except ValidationError:
+        raise _Refused(missing) from None
+    try:
+        messages = normalize_messages(body.get("messages") or [])
+    except ProviderError as e:
+        raise _Refused(_error(400, e.message, param="messages")) from e
+    options = _options(body)
+    return services.PreparedReply(
+        conversation_id=0,
+        user_message_id=0,
+        reply_id=-next(_run_numbers),
+        provider=provider_name,
+        model=model,
+        options=options,
+        history=messages,
+        label=provider.label,
+        store=False,
+        user_id=key.user_id,
+        api_key_id=key.pk,
+    )
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+    """A chat completion in OpenAI's format, whole or streamed (``stream``), with usage
+    (in the last chunk when ``stream_options.include_usage``). A failure before the
+    first token is an OpenAI-shaped error with its HTTP status (429, 503, 504...); after
+    it, an ``error`` event ends the stream. A client that goes away stops the run (the
+    upstream request is cancelled)."""
+    if request.method != "POST":
+        return _error(405, "Use POST for /v1/chat/completions.")
+    key = await _authenticate(request)
+    if isinstance(key, HttpResponseBase):
+        return key
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "We could not parse the JSON body of your request.")
+    if not isinstance(body, dict):
+        return _error(400, "The request body must be a JSON object.")
+    try:
+        prepared = _prepare(body, key)
+    except _Refused as refused:
+        return refused.response
+    hub = services.get_hub()
+    try:
+        run = hub.start_run(prepared)
+    except services.ShuttingDown:
+        return _error(503, "The server is restarting. Try again in a moment.", type_="server_error")
+    name = f"{prepared.provider}/{prepared.model}"
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    # Wait for the first piece (or the end): a failure before it is a plain HTTP error.
+    while len(run.events) < 2 and not run.ended:
+        await run.wait(len(run.events))
+    first = run.events[1] if len(run.events) > 1 else None
+    if isinstance(first, RunFailed):
+        return _failure(first)
+    if not body.get("stream"):
+        await run.done()
+        return _whole(run, completion_id, name)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    response = StreamingHttpResponse(
+        _stream(run, ChunkEncoder(completion_id=completion_id, model=name), include_usage),
+        content_type="text/event-stream",
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _failure(failed: RunFailed) -> JsonResponse:
+    status = _FAILURE_STATUS.get(failed.kind, 502)
+    type_ = "rate_limit_error" if status == 429 else "server_error"
+    if status == 400:
+        type_ = "invalid_request_error"
+    return _error(status, failed.message, type_=type_, code=failed.kind)
+
+
+def _whole(run: services.ReplyRun, completion_id: str, name: str) -> JsonResponse:
+    text: list[str] = []
+    reasoning: list[str] = []
+    end: Any = None
+    for event in run.events:
+        kind = type(event)
+        if kind is TextDelta:
+            text.append(event.text)
+        elif kind is ReasoningDelta:
+            reasoning.append(event.text)
+        elif kind in (RunFinished, RunFailed, RunStopped):
+            end = event
+    if isinstance(end, RunFailed):
+        return _failure(end)
+    reason = getattr(end, "finish_reason", "") or (
+        end.reason if isinstance(end, RunStopped) else "stop"
+    )
+    return JsonResponse(
+        completion_body(
+            completion_id=completion_id,
+            model=name,
+            created=int(time.time()),
+            text="".join(text),
+            reasoning="".join(reasoning),
+            finish=finish_reason(reason),
+            usage=run.usage,
+        )
+    )
+
+
+async def _stream(
+    run: services.ReplyRun, encoder: ChunkEncoder, include_usage: bool
+) -> AsyncIterator[bytes]:
+    heartbeat = settings.CHAT_HEARTBEAT_SECONDS
+    events = run.events
+    cursor = 1  # after RunStarted
+    yield encoder.delta({"role": "assistant", "content": ""})
+    last_sent = time.monotonic()
+    try:
+        while True:
+            await run.wait(cursor)
+            if len(events) > cursor:
+                out: list[bytes] = []
+                text: list[str] = []
+                for event in events[cursor:]:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        text.append(event.text)
+                        continue
+                    if text:
+                        out.append(encoder.delta({"content": "".join(text)}))
+                        text = []
+                    if kind is ReasoningDelta:
+                        out.append(encoder.delta({"reasoning_content": event.text}))
+                    elif kind is RunFailed:
+                        out.append(
+                            encoder.error(
+                                error_body(event.message, type_="server_error", code=event.kind)
+                            )
+                        )
+                        out.append(encoder.DONE)
+                    elif kind in (RunFinished, RunStopped):
+                        reason = event.finish_reason or (
+                            event.reason if kind is RunStopped else "stop"
+                        )
+                        out.append(encoder.delta({}, finish_reason(reason)))
+                        if include_usage:
+                            out.append(encoder.usage(run.usage))
+                        out.append(encoder.DONE)
+                if text:
+                    out.append(encoder.delta({"content": "".join(text)}))
+                cursor = len(events)
+                yield b"".join(out)
+                last_sent = time.monotonic()
+                if run.ended and cursor >= len(events):
+                    return
+            elif run.ended:
+                return
+            elif time.monotonic() - last_sent >= heartbeat:
+                yield b": keep-alive\n\n"
+                last_sent = time.monotonic()
+    finally:
+        if not run.ended:
+            # The client went away: no one reads this reply, so the upstream request is
+            # cancelled (unlike the chat page, whose replies outlive the tab).
+            run.stop("stop")
