@@ -3,6 +3,10 @@
 ``POST /attachments/<id>/delete/``). The checks and storage live in
 ``chat.services.attachments``.
 
+``GET /attachments/<id>/?size=thumb`` gives an image's thumbnail instead (WebP, at most
+448 px on its long side, made at upload or on first request): what the thread shows; the
+link opens the original. It never changes, so browsers keep it for a year.
+
 Only the owner, and staff, can fetch a file; anyone else gets 404, as for a file that
 does not exist. A file is served with the content type found when it was checked,
 ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy: default-src 'none'``,
@@ -49,6 +53,9 @@ UPLOAD_OVERHEAD = 64 * 1024
 FILE_CSP = "default-src 'none'"
 # A text file is a download; should a browser show it anyway, it is a sandboxed page.
 TEXT_FILE_CSP = "default-src 'none'; sandbox"
+# ``?size=`` of the thumbnail; a thumbnail never changes (nor does its URL's file).
+THUMB_SIZE = "thumb"
+THUMB_CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
 def attachment_json(attachment: Attachment) -> dict[str, Any]:
@@ -65,7 +72,9 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
         "url": url,
     }
     if attachment.kind == Attachment.Kind.IMAGE:
-        data.update(thumb_url=url, width=attachment.width, height=attachment.height)
+        data.update(
+            thumb_url=f"{url}?size={THUMB_SIZE}", width=attachment.width, height=attachment.height
+        )
     elif attachment.kind == Attachment.Kind.PDF:
         data["page_count"] = attachment.page_count
     return data
@@ -168,23 +177,53 @@ def _file_response(request: HttpRequest, attachment: Attachment) -> HttpResponse
         response["Content-Length"] = str(attachment.size)
     else:
         response = FileResponse(handle, content_type=content_type)
-    disposition = content_disposition_header(is_text, attachment.name)
+    _safe_headers(response, name=attachment.name, download=is_text)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _safe_headers(response: HttpResponseBase, *, name: str, download: bool) -> None:
+    """The headers every file is served with: its name (a download or inline), no type
+    sniffing, a policy under which it can run nothing, same-origin use only."""
+    disposition = content_disposition_header(download, name)
     if disposition:
         response["Content-Disposition"] = disposition
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = TEXT_FILE_CSP if is_text else FILE_CSP
+    response["Content-Security-Policy"] = TEXT_FILE_CSP if download else FILE_CSP
     response["Cross-Origin-Resource-Policy"] = "same-origin"
-    response["Cache-Control"] = "private, max-age=3600"
+
+
+def _thumbnail_response(attachment: Attachment) -> HttpResponseBase | None:
+    """The image's thumbnail with the same safe headers and a year's caching; None when
+    there is none (not an image, or it could not be made: the original is served)."""
+    thumbnail = attachment_service.attachment_thumbnail(attachment=attachment)
+    if thumbnail is None:
+        return None
+    content_type, data = thumbnail
+    response = HttpResponse(data, content_type=content_type)
+    stem = attachment.name.rsplit(".", 1)[0] if "." in attachment.name else attachment.name
+    _safe_headers(response, name=f"{stem}.webp", download=False)
+    response["Cache-Control"] = THUMB_CACHE_CONTROL
     return response
 
 
 @require_http_methods(["GET", "HEAD", "DELETE"])
 def attachment_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """GET/HEAD: the file (owner or staff; 404 for anyone else). DELETE: remove the
-    owner's attachment not yet sent (204; 404 if not theirs; 400 if already sent)."""
+    """GET/HEAD: the file (owner or staff; 404 for anyone else); with ``?size=thumb`` an
+    image's thumbnail (a file of another kind: the file itself; another size: 400).
+    DELETE: remove the owner's attachment not yet sent (204; 404 if not theirs; 400 if
+    already sent)."""
     if request.method == "DELETE":
         return _delete(request, pk)
-    return _file_response(request, _attachment_for(request, pk))
+    size = request.GET.get("size")
+    attachment = _attachment_for(request, pk)
+    if size is not None:
+        if size != THUMB_SIZE:
+            return _error(_("Unknown size: the only one is “thumb”."), 400)
+        thumbnail = _thumbnail_response(attachment)
+        if thumbnail is not None:
+            return thumbnail
+    return _file_response(request, attachment)
 
 
 @require_POST

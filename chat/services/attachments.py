@@ -17,8 +17,10 @@ Checks, each refusal a ValidationError naming the file, nothing stored:
   a text file (the rest is cut, and the model is told so).
 
 Files are stored through Django's storage API under a random name (``attachments/
-YYYY/MM/<hex>.<ext>``); ``Attachment.name`` keeps the person's file name, cleaned. A file
-leaves the storage when its row is deleted (``attachment_file_delete``, connected to
+YYYY/MM/<hex>.<ext>``); ``Attachment.name`` keeps the person's file name, cleaned. An
+image has two more versions beside it, made at upload: a small thumbnail for the page
+and the copy models receive, fitted to what providers accept (see "Image versions"). A
+file leaves the storage when its row is deleted (``attachment_file_delete``, connected to
 ``post_delete`` in ``chat.apps``; cascades from a message, a conversation or a user
 included), after the transaction commits. Uploads never sent are removed after a day by
 ``attachments_expire_unsent`` (``manage.py chat_attachments_cleanup``).
@@ -71,12 +73,15 @@ class _ImageType:
     content_type: str
     pillow_format: str
     label: str  # "PNG", for messages
+    # Other formats Pillow names for such a file: a phone's JPEG may be an MPO (a JPEG
+    # followed by a second picture, a depth map or a preview).
+    also: tuple[str, ...] = ()
 
 
 IMAGE_TYPES: dict[str, _ImageType] = {
     "png": _ImageType("image/png", "PNG", "PNG"),
-    "jpg": _ImageType("image/jpeg", "JPEG", "JPEG"),
-    "jpeg": _ImageType("image/jpeg", "JPEG", "JPEG"),
+    "jpg": _ImageType("image/jpeg", "JPEG", "JPEG", ("MPO",)),
+    "jpeg": _ImageType("image/jpeg", "JPEG", "JPEG", ("MPO",)),
     "webp": _ImageType("image/webp", "WEBP", "WebP"),
     "gif": _ImageType("image/gif", "GIF", "GIF"),
 }
@@ -257,6 +262,9 @@ def attachment_create(*, owner: AbstractBaseUser, upload: UploadedFile) -> Attac
     except BaseException:
         attachment.file.storage.delete(attachment.file.name)
         raise
+    # The thumbnail and the copy models receive, now: the image is decoded once, and
+    # neither the page nor a reply waits for them later.
+    attachment_versions_make(attachment=attachment, data=data)
     return attachment
 
 
@@ -355,7 +363,7 @@ def _check_image(*, name: str, ext: str, data: bytes) -> _Checked:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-                if image.format != expected.pillow_format:
+                if image.format not in (expected.pillow_format, *expected.also):
                     raise _not_what_it_says(
                         name, f"image/{(image.format or '').lower()}", expected_label
                     )
@@ -372,6 +380,10 @@ def _check_image(*, name: str, ext: str, data: bytes) -> _Checked:
                             "limit": MAX_IMAGE_PIXELS // 1_000_000,
                         }
                     )
+                if _orientation(image.info.get("exif")) in _ORIENTATIONS_TURNED:
+                    # Shown turned a quarter (browsers, and what models receive, follow
+                    # the EXIF orientation): the size the page reserves is the turned one.
+                    width, height = height, width
                 image.verify()
     except ValidationError:
         raise
@@ -391,6 +403,21 @@ def _check_image(*, name: str, ext: str, data: bytes) -> _Checked:
         width=width,
         height=height,
     )
+
+
+def _orientation(exif: bytes | None) -> int | None:
+    """The EXIF orientation (1 to 8) in the raw EXIF block ``exif``, read without
+    decoding the image (None when there is none or it cannot be read)."""
+    if not exif:
+        return None
+    from PIL import Image
+
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        return parsed.get(_EXIF_ORIENTATION)
+    except Exception:
+        return None
 
 
 def _check_pdf(*, name: str, data: bytes) -> _Checked:
@@ -684,6 +711,315 @@ def attachments_check_model(
     return notes
 
 
+# --- Image versions: a thumbnail for the page, a fitted copy for models ---------------------
+#
+# Two versions of an image are kept in the storage next to the original, named after it
+# (``attachments/2025/06/<hex>.png`` -> ``<hex>.thumb.webp``, ``<hex>.fit.png``), made at
+# upload (one decoding for both) or, for a file uploaded before they existed, when first
+# needed; ``attachment_file_delete`` removes them with the original. Both are upright (the
+# EXIF orientation applied) and carry no metadata (EXIF with its GPS position, XMP, text
+# chunks, comments); the colour profile stays.
+#
+# - The thumbnail (``attachment_thumbnail``): WebP, at most ``THUMB_MAX_PX`` on its long
+#   side (twice the largest the thread shows most images at, for sharp screens); the
+#   first frame of an animation.
+# - The fitted copy (``attachment_model_image``), what models receive: at most
+#   ``FIT_MAX_PX`` on its long side and ``FIT_MAX_BYTES`` (Anthropic takes 5 MB of base64
+#   and 8000 px, OpenAI scales to 2048 px itself, Gemini takes 20 MB per request, inline
+#   data included), PNG for a PNG, a GIF or an image with transparency, JPEG otherwise.
+#   An image already within those limits, without metadata and not turned by its EXIF
+#   orientation, is sent as it was uploaded, byte for byte, and no copy is stored. A GIF
+#   is always re-encoded (its first frame as PNG): OpenAI refuses animated GIFs and
+#   Gemini reads no GIF at all.
+
+THUMB_MAX_PX = 448
+THUMB_CONTENT_TYPE = "image/webp"
+THUMB_QUALITY = 80
+FIT_MAX_PX = 2048
+FIT_MAX_BYTES = 5 * 1024 * 1024 * 3 // 4  # 3.75 MB: 5 MB once in base64
+FIT_JPEG_QUALITY = 85
+FIT_JPEG_QUALITY_SMALLER = 75  # tried before shrinking an image still over FIT_MAX_BYTES
+
+_EXIF_ORIENTATION = 0x0112
+_ORIENTATIONS_TURNED = frozenset({5, 6, 7, 8})
+_VERSION_TYPES = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg"}
+# What Pillow reads into ``Image.info`` that says nothing about the person or the place:
+# an image with anything else (exif, xmp, comment, photoshop, a PNG text chunk...) is
+# re-encoded before it is sent.
+_PLAIN_INFO = frozenset(
+    {
+        "adobe",
+        "adobe_transform",
+        "aspect",
+        "background",
+        "chromaticity",
+        "compression",
+        "dpi",
+        "duration",
+        "gamma",
+        "icc_profile",
+        "interlace",
+        "jfif",
+        "jfif_density",
+        "jfif_unit",
+        "jfif_version",
+        "loop",
+        "progression",
+        "progressive",
+        "srgb",
+        "transparency",
+    }
+)
+# The JPEG segments that are not metadata: JFIF, the colour profile, Adobe's colour
+# transform. Any other application segment (Exif, XMP, IPTC, a maker's) means re-encoding.
+_PLAIN_JPEG_SEGMENTS = (("APP0", b"JFIF\x00"), ("APP2", b"ICC_PROFILE\x00"), ("APP14", b"Adobe"))
+
+
+@dataclass(frozen=True)
+class _Version:
+    content_type: str
+    extension: str  # of the stored name: "webp", "png" or "jpg"
+    data: bytes
+
+
+def version_names(file_name: str) -> list[str]:
+    """The storage names every version of the stored file ``file_name`` may have (the
+    thumbnail, the fitted copy as PNG or JPEG), whether they exist or not."""
+    return [
+        _version_name(file_name, "thumb", "webp"),
+        _version_name(file_name, "fit", "png"),
+        _version_name(file_name, "fit", "jpg"),
+    ]
+
+
+def _version_name(file_name: str, role: str, extension: str) -> str:
+    folder, slash, base = file_name.rpartition("/")
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return f"{folder}{slash}{stem}.{role}.{extension}"
+
+
+def _fit_extensions(content_type: str) -> tuple[str, ...]:
+    """Where to look for an image's fitted copy: PNG for a PNG or a GIF, JPEG for a JPEG,
+    either for a WebP (PNG when it has transparency)."""
+    if content_type in ("image/png", "image/gif"):
+        return ("png",)
+    if content_type == "image/webp":
+        return ("jpg", "png")
+    return ("jpg",)
+
+
+def _complete(data: bytes, extension: str) -> bool:
+    """Whether ``data`` is a whole file of its kind (not one another process is still
+    writing): the format's end marker, or for WebP the length its header gives."""
+    if extension == "webp":
+        return (
+            data[:4] == b"RIFF"
+            and data[8:12] == b"WEBP"
+            and int.from_bytes(data[4:8], "little") + 8 == len(data)
+        )
+    if extension == "png":
+        return data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
+    return data.startswith(b"\xff\xd8") and data.endswith(b"\xff\xd9")
+
+
+def _version_read(storage: Any, name: str, extension: str) -> bytes | None:
+    """The stored version ``name`` if it is there and whole; None otherwise."""
+    try:
+        with storage.open(name, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    except Exception:  # another storage's way of saying it is not there
+        logger.info("image version %s not readable", name, exc_info=True)
+        return None
+    return data if _complete(data, extension) else None
+
+
+def _version_store(storage: Any, name: str, data: bytes) -> None:
+    """Store a version under ``name``. Made meanwhile by another request (the storage
+    then picks another name): the copy just written goes, the first one stays. A
+    failure is logged: the version is made again when next needed."""
+    try:
+        saved = storage.save(name, ContentFile(data))
+        if saved != name:
+            storage.delete(saved)
+    except Exception:
+        logger.warning("image version %s could not be stored", name, exc_info=True)
+
+
+def _sendable_as_is(image: Any, size: int) -> bool:
+    """Whether the opened image ``image`` (its file ``size`` bytes) can go to a model as
+    uploaded: PNG, JPEG or WebP, one frame, within ``FIT_MAX_PX`` and ``FIT_MAX_BYTES``,
+    with no metadata (so no EXIF orientation either)."""
+    if image.format not in ("PNG", "JPEG", "WEBP") or getattr(image, "is_animated", False):
+        return False
+    if max(image.size) > FIT_MAX_PX or size > FIT_MAX_BYTES:
+        return False
+    if not set(image.info) <= _PLAIN_INFO:
+        return False
+    if image.format == "JPEG":
+        for marker, segment in getattr(image, "applist", ()):
+            if not any(marker == m and segment.startswith(p) for m, p in _PLAIN_JPEG_SEGMENTS):
+                return False
+    return True
+
+
+def _upright(image: Any) -> Any:
+    """The first frame of ``image``, turned as its EXIF orientation says, as RGB, L
+    (grey) or RGBA (when something in it is transparent), with no metadata left in
+    ``info``."""
+    from PIL import ImageOps
+
+    image.seek(0)
+    turned = ImageOps.exif_transpose(image)
+    if turned.mode not in ("RGB", "L", "RGBA"):
+        turned = turned.convert("RGBA" if turned.has_transparency_data else "RGB")
+    if turned.mode == "RGBA" and turned.getchannel("A").getextrema() == (255, 255):
+        turned = turned.convert("RGB")  # an alpha channel with nothing transparent
+    turned.info = {}
+    return turned
+
+
+def _encode(image: Any, pillow_format: str, icc_profile: bytes | None, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    image.save(buffer, pillow_format, **options)
+    return buffer.getvalue()
+
+
+def _fit_encode(image: Any, as_png: bool, icc_profile: bytes | None) -> bytes:
+    """``image`` (already within ``FIT_MAX_PX``) as PNG or JPEG under ``FIT_MAX_BYTES``:
+    JPEG at quality 85, then 75, then smaller; PNG smaller until it fits."""
+    from PIL import Image
+
+    quality = FIT_JPEG_QUALITY
+    while True:
+        if as_png:
+            data = _encode(image, "PNG", icc_profile)
+        else:
+            data = _encode(image, "JPEG", icc_profile, quality=quality)
+        if len(data) <= FIT_MAX_BYTES or max(image.size) <= 64:
+            return data
+        if not as_png and quality > FIT_JPEG_QUALITY_SMALLER:
+            quality = FIT_JPEG_QUALITY_SMALLER
+            continue
+        # Bytes go with the area: aim a little under the limit.
+        scale = min(0.9, (FIT_MAX_BYTES / len(data)) ** 0.5 * 0.95)
+        width, height = image.size
+        image = image.resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))),
+            Image.Resampling.LANCZOS,
+        )
+
+
+def _versions_make(
+    data: bytes, *, thumbnail: bool, fitted: bool
+) -> tuple[_Version | None, _Version | None]:
+    """Make the versions of the image ``data`` asked for, from one decoding: (the
+    thumbnail or None, the fitted copy or None). The fitted copy is None also when the
+    image goes as it is. Raises what Pillow raises for an image it cannot decode."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as source:
+        as_is = fitted and _sendable_as_is(source, len(data))
+        if as_is and not thumbnail:
+            return None, None
+        icc_profile = source.info.get("icc_profile")
+        image = _upright(source)
+        # Decoded now: text chunks after a PNG's pixels are in ``info`` too.
+        as_is = as_is and _sendable_as_is(source, len(data))
+        as_png = source.format in ("PNG", "GIF") or image.mode == "RGBA"
+    image.thumbnail((FIT_MAX_PX, FIT_MAX_PX), Image.Resampling.LANCZOS)
+    fit = None
+    if fitted and not as_is:
+        if as_png:
+            fit = _Version("image/png", "png", _fit_encode(image, True, icc_profile))
+        else:
+            fit = _Version("image/jpeg", "jpg", _fit_encode(image, False, icc_profile))
+    thumb = None
+    if thumbnail:
+        image.thumbnail((THUMB_MAX_PX, THUMB_MAX_PX), Image.Resampling.LANCZOS)
+        thumb = _Version(
+            THUMB_CONTENT_TYPE,
+            "webp",
+            _encode(image, "WEBP", icc_profile, quality=THUMB_QUALITY),
+        )
+    return thumb, fit
+
+
+def attachment_versions_make(*, attachment: Attachment, data: bytes | None = None) -> None:
+    """Make and store the thumbnail and, when needed, the fitted copy of the image
+    ``attachment`` (``data``: its file's bytes, read from storage when None), so that
+    neither the page nor a reply waits for them. Does nothing for other kinds. Never
+    raises: a version that could not be made is made when first needed."""
+    if attachment.kind != Attachment.Kind.IMAGE or not attachment.file.name:
+        return
+    try:
+        if data is None:
+            with attachment.file.open("rb") as handle:
+                data = handle.read()
+        thumb, fit = _versions_make(data, thumbnail=True, fitted=True)
+    except Exception:
+        logger.warning("attachment %s: image versions not made", attachment.pk, exc_info=True)
+        return
+    storage = attachment.file.storage
+    for version, role in ((thumb, "thumb"), (fit, "fit")):
+        if version is not None:
+            name = _version_name(attachment.file.name, role, version.extension)
+            _version_store(storage, name, version.data)
+
+
+def attachment_thumbnail(*, attachment: Attachment) -> tuple[str, bytes] | None:
+    """The thumbnail of the image ``attachment``: (content type ``image/webp``, its
+    bytes), at most ``THUMB_MAX_PX`` pixels on its long side, upright, without
+    metadata. Made and stored when missing. None when ``attachment`` is not an image or
+    no thumbnail can be made (its file is missing or cannot be decoded: logged)."""
+    if attachment.kind != Attachment.Kind.IMAGE or not attachment.file.name:
+        return None
+    storage = attachment.file.storage
+    name = _version_name(attachment.file.name, "thumb", "webp")
+    stored = _version_read(storage, name, "webp")
+    if stored is not None:
+        return THUMB_CONTENT_TYPE, stored
+    try:
+        with attachment.file.open("rb") as handle:
+            data = handle.read()
+        thumb, _fit = _versions_make(data, thumbnail=True, fitted=False)
+    except Exception:
+        logger.warning("attachment %s: no thumbnail", attachment.pk, exc_info=True)
+        return None
+    assert thumb is not None
+    _version_store(storage, name, thumb.data)
+    return thumb.content_type, thumb.data
+
+
+def attachment_model_image(*, attachment: Attachment) -> tuple[str, bytes]:
+    """The image ``attachment`` as models receive it: (content type, bytes). The fitted
+    copy (at most ``FIT_MAX_PX`` on its long side and ``FIT_MAX_BYTES``, upright, no
+    metadata; PNG or JPEG), read from storage or made and stored there the first time;
+    the original, byte for byte, when it is within those limits already. Raises OSError
+    when the original is missing from storage. An image that cannot be re-encoded is
+    sent as uploaded (logged)."""
+    storage = attachment.file.storage
+    for extension in _fit_extensions(attachment.content_type):
+        name = _version_name(attachment.file.name, "fit", extension)
+        stored = _version_read(storage, name, extension)
+        if stored is not None:
+            return _VERSION_TYPES[extension], stored
+    with attachment.file.open("rb") as handle:
+        data = handle.read()
+    try:
+        _thumb, fit = _versions_make(data, thumbnail=False, fitted=True)
+    except Exception:
+        logger.warning("attachment %s: sent as uploaded", attachment.pk, exc_info=True)
+        return attachment.content_type, data
+    if fit is None:
+        return attachment.content_type, data
+    _version_store(storage, _version_name(attachment.file.name, "fit", fit.extension), fit.data)
+    return fit.content_type, fit.data
+
+
 # --- What a model receives --------------------------------------------------------------
 
 
@@ -703,9 +1039,13 @@ def _language(attachment: Attachment) -> str:
 
 
 def _data_url(attachment: Attachment) -> str:
-    with attachment.file.open("rb") as handle:
-        data = handle.read()
-    return f"data:{attachment.content_type};base64,{base64.b64encode(data).decode('ascii')}"
+    if attachment.kind == Attachment.Kind.IMAGE:
+        content_type, data = attachment_model_image(attachment=attachment)
+    else:
+        content_type = attachment.content_type
+        with attachment.file.open("rb") as handle:
+            data = handle.read()
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def attachment_text_part(attachment: Attachment) -> dict[str, str]:
@@ -739,7 +1079,8 @@ def attachment_content(
     best with the question after them), then the message text (left out when empty):
 
     - a text file: ``{"type": "text", "text": "File: <name>\\n```<lang>\\n...\\n```"}``;
-    - an image: ``{"type": "image_url", "image_url": {"url": "data:<mime>;base64,..."}}``;
+    - an image: ``{"type": "image_url", "image_url": {"url": "data:<mime>;base64,..."}}``,
+      fitted to what providers accept (``attachment_model_image``);
     - a PDF: ``{"type": "file", "file": {"filename": name, "file_data":
       "data:application/pdf;base64,..."}}`` unless ``capabilities.pdf`` is False (the
       model reads no PDFs), then a text part with its name and extracted text.
@@ -794,18 +1135,21 @@ def attachments_expire_unsent(*, older_than: timedelta = UNSENT_MAX_AGE) -> int:
 
 
 def attachment_file_delete(sender: type, instance: Attachment, **kwargs: Any) -> None:
-    """``post_delete`` receiver: remove the row's file from storage once the deletion is
-    committed (a rolled back deletion keeps it). Cascades from a message, a conversation
-    or a user reach it too: Django's collector sends the signal for each row."""
+    """``post_delete`` receiver: remove the row's file from storage, with an image's
+    thumbnail and fitted copy, once the deletion is committed (a rolled back deletion
+    keeps them). Cascades from a message, a conversation or a user reach it too:
+    Django's collector sends the signal for each row."""
     name = instance.file.name
     if not name:
         return
     storage = instance.file.storage
+    names = [name, *version_names(name)] if instance.kind == Attachment.Kind.IMAGE else [name]
 
     def remove() -> None:
-        try:
-            storage.delete(name)
-        except Exception:
-            logger.warning("attachment file %s could not be deleted", name, exc_info=True)
+        for doomed in names:
+            try:
+                storage.delete(doomed)
+            except Exception:
+                logger.warning("attachment file %s could not be deleted", doomed, exc_info=True)
 
     transaction.on_commit(remove, using=kwargs.get("using"))

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from ..dbtext import storable_text
 from ..models import Attachment, Conversation, Message
 from ..selectors import branch_end, conversation_tree
+from .attachments import attachment_versions_make
 
 # Copied onto a forked or edited message: everything but ids, links and the file.
 _ATTACHMENT_FIELDS = (
@@ -65,6 +66,9 @@ def attachments_copy(*, source_message_id: int, target_message_id: int) -> int:
         )
         copy.file.save(attachment.file.name.rsplit("/", 1)[-1], ContentFile(data), save=False)
         copy.save()
+        if copy.kind == Attachment.Kind.IMAGE:
+            # Its thumbnail and the copy sent to models, made now from the bytes at hand.
+            attachment_versions_make(attachment=copy, data=data)
         copied += 1
     return copied
 

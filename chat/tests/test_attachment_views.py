@@ -4,6 +4,7 @@ anyone else, removal of an unsent upload."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient, Client
 from django.urls import reverse
+from PIL import Image
 
 from chat.models import Attachment, Conversation, Message
-from chat.tests.test_attachments import image_bytes, pdf_bytes
+from chat.tests.test_attachments import image_bytes, noisy_bytes, pdf_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,7 +69,7 @@ def test_an_uploaded_image_answers_201_with_what_the_page_shows(
         "size": attachment.size,
         "content_type": "image/png",
         "url": f"/attachments/{attachment.pk}/",
-        "thumb_url": f"/attachments/{attachment.pk}/",
+        "thumb_url": f"/attachments/{attachment.pk}/?size=thumb",
         "width": 32,
         "height": 16,
     }
@@ -132,6 +134,43 @@ def test_the_owner_fetches_an_image_inline_with_safe_headers(
     assert response["Content-Security-Policy"].startswith("default-src 'none'")
 
 
+def test_the_thumbnail_of_a_large_photo_is_small_and_kept_by_the_browser(
+    media: Path, owner_client: Client
+) -> None:
+    data = noisy_bytes("JPEG", (4000, 3000))
+    pk = uploaded(owner_client, "photo.jpg", data)
+    response = owner_client.get(f"/attachments/{pk}/?size=thumb")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/webp"
+    with Image.open(io.BytesIO(response.content)) as thumb:
+        assert (thumb.format, thumb.size) == ("WEBP", (448, 336))
+    assert len(response.content) < len(data) // 20
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert response["Content-Disposition"] == 'inline; filename="photo.webp"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "default-src 'none'"
+    original = owner_client.get(f"/attachments/{pk}/")
+    assert b"".join(original.streaming_content) == data  # the link still opens the original
+
+
+def test_a_thumbnail_missing_from_storage_is_made_on_first_request(
+    media: Path, owner_client: Client
+) -> None:
+    pk = uploaded(owner_client, "cat.png", image_bytes("PNG", (900, 300)))
+    (thumb_file,) = media.rglob("*.thumb.webp")
+    thumb_file.unlink()  # uploaded before thumbnails existed
+    response = owner_client.get(f"/attachments/{pk}/?size=thumb")
+    assert response.status_code == 200
+    with Image.open(io.BytesIO(response.content)) as thumb:
+        assert thumb.size == (448, 149)
+    assert thumb_file.read_bytes() == response.content
+
+
+def test_an_unknown_size_answers_400(media: Path, owner_client: Client) -> None:
+    pk = uploaded(owner_client, "cat.png", image_bytes())
+    assert owner_client.get(f"/attachments/{pk}/?size=huge").status_code == 400
+
+
 def test_a_pdf_opens_inline_and_a_text_file_downloads(media: Path, owner_client: Client) -> None:
     pdf = owner_client.get(f"/attachments/{uploaded(owner_client, 'r.pdf', pdf_bytes())}/")
     assert pdf["Content-Type"] == "application/pdf"
@@ -160,6 +199,8 @@ def test_another_person_gets_404_for_the_file(
     stranger.force_login(django_user_model.objects.create_user("eve", password="pw-987654321"))
     assert stranger.get(f"/attachments/{pk}/").status_code == 404
     assert Client().get(f"/attachments/{pk}/").status_code == 404  # signed out
+    assert stranger.get(f"/attachments/{pk}/?size=thumb").status_code == 404
+    assert Client().get(f"/attachments/{pk}/?size=thumb").status_code == 404
     assert stranger.delete(f"/attachments/{pk}/").status_code == 404
     assert Attachment.objects.filter(pk=pk).exists()
 
@@ -226,7 +267,10 @@ def test_the_thread_shows_a_sent_messages_files(
     Attachment.objects.filter(pk__in=[image, pdf]).update(message=message)
     Conversation.objects.filter(pk=conversation.pk).update(current_leaf=message)
     page = owner_client.get(f"/c/{conversation.pk}/").content.decode()
-    assert f'<img src="/attachments/{image}/" alt="cat.png" width="20" height="10"' in page
+    assert (
+        f'<img src="/attachments/{image}/?size=thumb" alt="cat.png" width="20" height="10"' in page
+    )
+    assert f'<a class="att-thumb" href="/attachments/{image}/"' in page  # the original
     assert f'href="/attachments/{pdf}/"' in page
     assert "report.pdf" in page and "2 pages" in page
 

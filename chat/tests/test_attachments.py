@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
-from PIL import Image
+from PIL import ExifTags, Image
 from pypdf import PdfWriter
 
 from chat.models import Attachment, Conversation, Message
@@ -37,6 +37,40 @@ def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (40, 30)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def noisy_bytes(fmt: str, size: tuple[int, int]) -> bytes:
+    """A photo-like image (noise compresses badly, like a photo's detail) of ``size``."""
+    buffer = io.BytesIO()
+    noise = Image.effect_noise(size, 64).convert("L")
+    image = Image.merge("RGB", (noise, noise.rotate(90, expand=False), noise.transpose(0)))
+    image.save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def jpeg_with_gps(size: tuple[int, int] = (40, 30), orientation: int | None = None) -> bytes:
+    """A JPEG whose EXIF says where it was taken (and, if given, how to turn it), with an
+    XMP packet naming the place too."""
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    exif[ExifTags.IFD.GPSInfo] = {1: "N", 2: (55.0, 45.0, 21.0), 3: "E", 4: (37.0, 37.0, 4.0)}
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((20, 30, 200), (0, 0, size[0] // 2, size[1]))  # left half blue
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif, xmp=b"<x:xmpmeta>Red Square</x:xmpmeta>")
+    return buffer.getvalue()
+
+
+def sent_image(attachment: Attachment) -> tuple[str, bytes]:
+    """What a model receives for an image attachment: (content type, bytes)."""
+    parts = service.attachment_content(text="", attachments=[attachment], capabilities=None)
+    header, data = parts[0]["image_url"]["url"].split(",", 1)
+    return header.removeprefix("data:").removesuffix(";base64"), base64.b64decode(data)
+
+
+def opened(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
 
 
 def pdf_bytes(text: str = "Quarterly report", pages: int = 1) -> bytes:
@@ -373,6 +407,152 @@ def test_an_image_is_an_image_url_part_with_its_data(media: Path, owner: User) -
     ]
 
 
+def test_a_large_photo_is_sent_at_2048_pixels_as_jpeg(media: Path, owner: User) -> None:
+    image = make(owner, "photo.jpg", noisy_bytes("JPEG", (3000, 2000)))
+    content_type, data = sent_image(image)
+    assert content_type == "image/jpeg"
+    assert opened(data).format == "JPEG"
+    assert opened(data).size == (2048, 1365)
+    assert len(data) <= service.FIT_MAX_BYTES
+
+
+def test_a_large_png_is_sent_as_a_smaller_png_keeping_transparency(
+    media: Path, owner: User
+) -> None:
+    diagram = Image.new("RGBA", (2600, 1300), (30, 120, 200, 255))
+    diagram.putalpha(Image.linear_gradient("L").resize((2600, 1300)))
+    buffer = io.BytesIO()
+    diagram.save(buffer, "PNG")
+    image = make(owner, "diagram.png", buffer.getvalue())
+    content_type, data = sent_image(image)
+    assert content_type == "image/png"
+    assert opened(data).size == (2048, 1024)
+    assert opened(data).mode == "RGBA"
+
+
+def test_an_image_over_the_byte_limit_is_made_smaller_until_it_fits(
+    media: Path, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "FIT_MAX_BYTES", 60_000)
+    for name, fmt, content_type in (("a.jpg", "JPEG", "image/jpeg"), ("b.png", "PNG", "image/png")):
+        image = make(owner, name, noisy_bytes(fmt, (900, 600)))
+        sent_type, data = sent_image(image)
+        assert sent_type == content_type
+        assert len(data) <= 60_000, name
+        width, height = opened(data).size
+        assert width < 900 and abs(width / height - 1.5) < 0.02, name
+
+
+def test_a_small_png_is_sent_byte_for_byte_and_no_copy_is_kept(media: Path, owner: User) -> None:
+    data = image_bytes("PNG", (800, 600))
+    image = make(owner, "shot.png", data)
+    assert sent_image(image) == ("image/png", data)
+    assert not [p for p in stored_files(media) if ".fit." in p.name]
+
+
+def test_the_gps_position_of_a_photo_is_not_sent(media: Path, owner: User) -> None:
+    image = make(owner, "holiday.jpg", jpeg_with_gps())
+    content_type, data = sent_image(image)
+    sent = opened(data)
+    assert content_type == "image/jpeg"
+    assert not sent.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert "exif" not in sent.info and "xmp" not in sent.info
+    assert b"Red Square" not in data
+    assert sent.size == (40, 30)
+
+
+def test_a_photo_turned_by_its_exif_is_sent_and_shown_upright(media: Path, owner: User) -> None:
+    # Stored 40 x 30 with "turn 90 degrees clockwise": seen 30 wide, 40 high, the
+    # stored left half (blue) on top.
+    image = make(owner, "phone.jpg", jpeg_with_gps((40, 30), orientation=6))
+    assert (image.width, image.height) == (30, 40)
+    _type, data = sent_image(image)
+    _thumb_type, thumb = service.attachment_thumbnail(attachment=image) or ("", b"")
+    for version in (opened(data), opened(thumb)):
+        assert version.size == (30, 40)
+        red, _green, blue = version.convert("RGB").getpixel((15, 5))
+        assert blue > red  # the top is the blue half
+        assert not version.getexif()
+
+
+def test_the_fitted_copy_is_made_once_and_reused(media: Path, owner: User) -> None:
+    image = make(owner, "photo.jpg", noisy_bytes("JPEG", (3000, 2000)))
+    fitted = media / Path(image.file.name).with_suffix(".fit.jpg")
+    assert fitted.is_file()  # made at upload
+    # Replaced by another picture: what is sent is what is stored, not encoded anew.
+    marker = image_bytes("JPEG", (20, 10))
+    fitted.write_bytes(marker)
+    for _turn in range(2):
+        assert sent_image(image) == ("image/jpeg", marker)
+
+
+def test_an_image_uploaded_before_versions_existed_gets_them_when_first_needed(
+    media: Path, owner: User
+) -> None:
+    image = make(owner, "photo.jpg", noisy_bytes("JPEG", (3000, 2000)))
+    for version in stored_files(media):
+        if ".fit." in version.name or ".thumb." in version.name:
+            version.unlink()
+    first = sent_image(image)
+    assert opened(first[1]).size == (2048, 1365)
+    assert (media / Path(image.file.name).with_suffix(".fit.jpg")).read_bytes() == first[1]
+    thumb = service.attachment_thumbnail(attachment=image)
+    assert thumb is not None and opened(thumb[1]).size == (448, 299)
+    assert (media / Path(image.file.name).with_suffix(".thumb.webp")).is_file()
+
+
+def test_a_half_written_fitted_copy_is_not_sent(media: Path, owner: User) -> None:
+    image = make(owner, "photo.jpg", noisy_bytes("JPEG", (3000, 2000)))
+    fitted = media / Path(image.file.name).with_suffix(".fit.jpg")
+    whole = fitted.read_bytes()
+    fitted.write_bytes(whole[: len(whole) // 2])  # another request still writing it
+    assert sent_image(image) == ("image/jpeg", whole)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "size", "expected"),
+    [
+        ("photo.jpg", "JPEG", (4000, 3000), (448, 336)),
+        ("tall.png", "PNG", (300, 1200), (112, 448)),
+        ("small.webp", "WEBP", (64, 48), (64, 48)),
+    ],
+)
+def test_the_thumbnail_is_a_small_webp(
+    media: Path, owner: User, name: str, fmt: str, size: tuple[int, int], expected: tuple
+) -> None:
+    image = make(owner, name, noisy_bytes(fmt, size))
+    content_type, data = service.attachment_thumbnail(attachment=image) or ("", b"")
+    assert content_type == "image/webp"
+    assert opened(data).format == "WEBP"
+    assert opened(data).size == expected
+    assert len(data) < 100_000
+
+
+def test_an_animated_gif_is_its_first_frame_as_png(media: Path, owner: User) -> None:
+    frames = [Image.new("RGB", (50, 40), colour) for colour in ("red", "lime", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    image = make(owner, "anim.gif", buffer.getvalue())
+    content_type, data = sent_image(image)
+    assert content_type == "image/png"
+    assert opened(data).convert("RGB").getpixel((5, 5)) == (255, 0, 0)
+    _thumb_type, thumb = service.attachment_thumbnail(attachment=image) or ("", b"")
+    assert opened(thumb).size == (50, 40)
+    red, green, blue = opened(thumb).convert("RGB").getpixel((5, 5))
+    assert red > 200 and green < 50 and blue < 50
+
+
+def test_a_phones_mpo_jpeg_is_accepted(media: Path, owner: User) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(
+        buffer, "MPO", save_all=True, append_images=[Image.new("RGB", (20, 15))]
+    )
+    image = make(owner, "portrait.jpg", buffer.getvalue())
+    assert (image.kind, image.content_type, image.width) == ("image", "image/jpeg", 40)
+    content_type, data = sent_image(image)
+    assert content_type == "image/jpeg" and opened(data).format == "JPEG"
+
+
 def test_a_pdf_is_a_file_part_for_a_model_that_reads_pdfs(media: Path, owner: User) -> None:
     data = pdf_bytes()
     pdf = make(owner, "report.pdf", data)
@@ -418,9 +598,19 @@ def test_deleting_a_conversation_removes_its_files_from_storage(media: Path, own
     image = make(owner, "chart.png", image_bytes())
     text = make(owner, "notes.md", b"# notes")
     message = sent_message(owner, image, text)
-    assert len(stored_files(media)) == 2
+    assert len(stored_files(media)) == 3  # the image, its thumbnail, the text file
     conversation_delete(conversation=message.conversation)
     assert not Attachment.objects.exists()
+    assert stored_files(media) == []
+
+
+def test_an_images_thumbnail_and_fitted_copy_go_with_it(media: Path, owner: User) -> None:
+    image = make(owner, "photo.jpg", noisy_bytes("JPEG", (3000, 2000)))
+    service.attachment_content(text="", attachments=[image], capabilities=None)
+    names = sorted(p.name for p in stored_files(media))
+    stem = Path(image.file.name).stem
+    assert names == sorted([f"{stem}.jpg", f"{stem}.thumb.webp", f"{stem}.fit.jpg"])
+    image.delete()
     assert stored_files(media) == []
 
 

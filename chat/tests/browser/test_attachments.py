@@ -57,7 +57,7 @@ def test_a_pasted_image_shows_as_a_chip_with_its_thumbnail(page: Page) -> None:
     expect(chips).to_be_visible()
     chip = ready_chip(page, "image.png")
     thumb = chip.locator(".attach-thumb img")
-    expect(thumb).to_have_attribute("src", re.compile(r"^/attachments/\d+/$"))
+    expect(thumb).to_have_attribute("src", re.compile(r"^/attachments/\d+/\?size=thumb$"))
     assert thumb.evaluate("img => img.complete && img.naturalWidth") == 60
     expect(chip.get_by_role("button", name="Remove image.png")).to_be_visible()
     expect(message_box(page)).to_have_value("")  # the file, not its name, was pasted

@@ -38,8 +38,9 @@ function trayConfig() {
 
 /**
  * Fill `container` (a [data-attachments] element of a user message) with `files`, each
- * {id, name, kind, size, url, width?, height?, page_count?}: thumbnails linking to the
- * full image, file chips for PDFs and text files. Hidden when there are none.
+ * {id, name, kind, size, url, thumb_url?, width?, height?, page_count?}: thumbnails (the
+ * small version the server makes, thumb_url) linking to the full image, file chips for
+ * PDFs and text files. Hidden when there are none.
  */
 export function renderAttachments(container, files) {
   if (!container) return;
@@ -54,7 +55,7 @@ export function renderAttachments(container, files) {
       link.className = "att-thumb";
       link.title = file.name;
       const img = element("img");
-      img.src = file.thumb_url || file.url;
+      img.src = file.thumb_url || `${file.url}?size=thumb`;
       img.alt = file.name;
       if (file.width && file.height) {
         img.width = file.width;
