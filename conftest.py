@@ -174,3 +174,18 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _access_rules_answer_fresh() -> None:
+    """Every test starts without the cached "are there access rules?" answer
+    (access.services): a database emptied between tests sends no signal to clear it."""
+    from django.conf import settings
+
+    if not settings.configured:  # a pytester run of this file's hooks: no Django
+        return
+    from django.core.cache import cache
+
+    from access.services import ANY_RULES_KEY
+
+    cache.delete(ANY_RULES_KEY)

@@ -8,7 +8,17 @@ from django.utils.translation import gettext_lazy as _
 
 
 class SignupForm(UserCreationForm):
-    """A user name and a password typed twice, checked by AUTH_PASSWORD_VALIDATORS."""
+    """A user name and a password typed twice, checked by AUTH_PASSWORD_VALIDATORS. Names
+    starting with "oidc-" belong to single sign-on accounts (accounts.oidc) and are
+    refused: registering one could block that person's sign-in."""
+
+    def clean_username(self) -> str:
+        username = super().clean_username()
+        if username.lower().startswith("oidc-"):
+            raise forms.ValidationError(
+                _("User names starting with “oidc-” are reserved for single sign-on.")
+            )
+        return username
 
 
 class ApiKeyCreateForm(forms.Form):

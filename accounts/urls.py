@@ -3,7 +3,7 @@ names (login, logout, signup, api_keys, api_key_revoke) have no namespace: LOGIN
 the templates use them as they are."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import key_views, views
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("keys/", key_views.keys, name="api_keys"),
     path("keys/<int:pk>/revoke/", key_views.key_revoke, name="api_key_revoke"),
+    path("oidc/", include("accounts.oidc_urls")),  # single sign-on (404 while off)
 ]

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from dotenv import load_dotenv
 
+from accounts.oidc_config import check_oidc_settings, parse_group_map
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -89,6 +91,9 @@ INSTALLED_APPS = [
     "chat",
     "accounts",
     "siteconfig",
+    "api",
+    "usage",
+    "access",
 ]
 
 # Django's middleware checks look for its class paths; chat_ai.middleware has the same
@@ -226,6 +231,54 @@ AXES_RESET_ON_SUCCESS = True
 # No row per successful sign-in (the table would only grow); failures are still kept.
 AXES_DISABLE_ACCESS_LOG = True
 
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc) -------------------------------
+# Off unless OIDC_CLIENT_ID is set. Then the sign-in page offers "Sign in with
+# <OIDC_PROVIDER_NAME>" beside the password form: the authorization code flow with PKCE,
+# the ID token checked (signature against the JWKS, nonce, audience, issuer, expiry) by
+# accounts.oidc. The endpoints are in <OIDC_ISSUER>/.well-known/openid-configuration
+# (`manage.py oidc_endpoints <issuer>` prints them); they are not fetched at start-up.
+# People are found by the token's `sub` (user name "oidc-<sub>"), else by a verified
+# email; OIDC_GROUPS_CLAIM, OIDC_GROUP_MAP and OIDC_STAFF_GROUPS set their groups and
+# staff flag at every sign-in (README, "Single sign-on").
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME") or "SSO"
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_ISSUER = env_str("OIDC_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_USERINFO_ENDPOINT")  # empty: ID token claims only
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_JWKS_URI")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO") or "RS256"
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES") or "openid email profile"
+OIDC_TOKEN_AUTH_METHOD = env_str("OIDC_TOKEN_AUTH_METHOD") or "client_secret_basic"
+OIDC_TOKEN_USE_BASIC_AUTH = OIDC_TOKEN_AUTH_METHOD == "client_secret_basic"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM")
+OIDC_GROUP_MAP = parse_group_map(env_str("OIDC_GROUP_MAP"))
+OIDC_STAFF_GROUPS = env_list("OIDC_STAFF_GROUPS")
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USERS", True)
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 10.0)  # seconds, each call to the provider
+OIDC_USE_PKCE = True
+check_oidc_settings(
+    {
+        "OIDC_CLIENT_ID": OIDC_RP_CLIENT_ID,
+        "OIDC_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET,
+        "OIDC_ISSUER": OIDC_ISSUER,
+        "OIDC_AUTHORIZATION_ENDPOINT": OIDC_OP_AUTHORIZATION_ENDPOINT,
+        "OIDC_TOKEN_ENDPOINT": OIDC_OP_TOKEN_ENDPOINT,
+        "OIDC_USERINFO_ENDPOINT": OIDC_OP_USER_ENDPOINT,
+        "OIDC_JWKS_URI": OIDC_OP_JWKS_ENDPOINT,
+        "OIDC_SIGN_ALGO": OIDC_RP_SIGN_ALGO,
+        "OIDC_TOKEN_AUTH_METHOD": OIDC_TOKEN_AUTH_METHOD,
+        "OIDC_GROUPS_CLAIM": OIDC_GROUPS_CLAIM,
+        "OIDC_STAFF_GROUPS": OIDC_STAFF_GROUPS,
+        "OIDC_GROUP_MAP": OIDC_GROUP_MAP,
+    }
+)
+if OIDC_ENABLED:
+    # After the password backends; axes' stays first.
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "accounts.oidc.OidcBackend"]
+
 # --- I18n, static -----------------------------------------------------------------------
 
 LANGUAGE_CODE = "en"
@@ -356,6 +409,10 @@ CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 2.0)
 CHAT_STALE_STREAM_SECONDS = env_int("CHAT_STALE_STREAM_SECONDS", 900)
 # The longest a reply may run (seconds; 0: no limit). It is then cut, its text kept.
 CHAT_MAX_REPLY_SECONDS = env_float("CHAT_MAX_REPLY_SECONDS", 600.0)
+# Who may use which model (access rules per group, in the admin): people in no group with
+# rules may use every model ("all") or none ("none"); staff may use every model.
+CHAT_ACCESS_DEFAULT = env_str("CHAT_ACCESS_DEFAULT", "all")
+CHAT_ACCESS_STAFF_ALL = env_bool("CHAT_ACCESS_STAFF_ALL", True)
 # On SIGTERM a worker takes no new replies and gives running ones this long to finish
 # (seconds) before it stops them, saving each as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 10.0)

@@ -37,3 +37,14 @@ def test_a_signed_in_person_skips_the_sign_in_page(client: Client) -> None:
     client.force_login(User.objects.create_user("dave", password="pw-dave-123"))
     response = client.get(reverse("login"))
     assert (response.status_code, response["Location"]) == (302, reverse("chat:index"))
+
+
+def test_sign_up_refuses_a_name_reserved_for_single_sign_on(client: Any) -> None:
+    from django.contrib.auth.models import User
+
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "oidc-1234", "password1": "sturdy-pass-4821", "password2": "sturdy-pass-4821"},
+    )
+    assert "reserved for single sign-on" in response.content.decode()
+    assert not User.objects.filter(username="oidc-1234").exists()
