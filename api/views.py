@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from access.services import amodel_access_for
 from chat import services
 from chat.providers import (
     PROVIDER_REGISTRY,
@@ -98,6 +99,7 @@ async def models_list(request: HttpRequest) -> HttpResponseBase:
     if isinstance(key, HttpResponseBase):
         return key
     menu = await services.provider_menu(for_staff=False)
+    menu = (await amodel_access_for(user=key.user)).filter_menu(menu)
     data = [
         {"id": f"{choice.name}/{model}", "object": "model", "created": 0, "owned_by": choice.name}
         for choice in menu
@@ -133,7 +135,7 @@ def _options(body: dict[str, Any]) -> ChatOptions:
         raise _Refused(_error(400, e.message)) from e
 
 
-def _prepare(body: dict[str, Any], key: Any) -> services.PreparedReply:
+def _prepare(body: dict[str, Any], key: Any, access: Any) -> services.PreparedReply:
     """The not-stored reply a request asks for, checked. Raises _Refused."""
     name = body.get("model")
     if not isinstance(name, str) or "/" not in name:
@@ -162,6 +164,11 @@ def _prepare(body: dict[str, Any], key: Any) -> services.PreparedReply:
         _check_model(provider, model)
     except ValidationError:
         raise _Refused(missing) from None
+    reason = access.reason(provider_name, model)
+    if reason:
+        raise _Refused(
+            _error(403, reason, type_="permission_error", code="model_not_allowed", param="model")
+        )
     try:
         messages = normalize_messages(body.get("messages") or [])
     except ProviderError as e:
@@ -200,8 +207,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         return _error(400, "We could not parse the JSON body of your request.")
     if not isinstance(body, dict):
         return _error(400, "The request body must be a JSON object.")
+    access = await amodel_access_for(user=key.user)
     try:
-        prepared = _prepare(body, key)
+        prepared = _prepare(body, key, access)
     except _Refused as refused:
         return refused.response
     hub = services.get_hub()

@@ -31,6 +31,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from access.services import model_access_for
+
 from . import ratelimit, selectors, services
 from .forms import (
     ConversationSettingsForm,
@@ -93,6 +95,8 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
             {k: v for k, v in (("q", query), ("older_than", conversations[-1].pk)) if v}
         )
     menu = async_to_sync(services.provider_menu)(for_staff=request.user.is_staff)
+    # Only the models this person's groups may use (access rules, in the admin).
+    menu = model_access_for(user=request.user).filter_menu(menu)
     if conversation:
         current_provider, current_model = conversation.provider, conversation.model
     else:

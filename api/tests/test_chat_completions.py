@@ -235,3 +235,39 @@ async def test_a_client_that_goes_away_stops_the_upstream_request(
     assert b"chat.completion.chunk" in received[0]
     assert fake_provider.cancelled == [True]
     assert len(b"".join(received)) < 200 * 20  # it did not run to its end
+
+
+async def test_access_rules_limit_the_model_list_and_refuse_others_with_403(
+    client: openai.AsyncOpenAI, alice: User, fake_provider: type
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from access.models import ModelAccessRule
+
+    group = await Group.objects.acreate(name="interns")
+    await group.user_set.aadd(alice)
+    await ModelAccessRule.objects.acreate(group=group, provider="fake", model_pattern="fake-small")
+    models = [m.id async for m in client.models.list()]
+    assert "fake/fake-small" in models and "fake/fake-large" not in models
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        await client.chat.completions.create(
+            model="fake/fake-large", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert refused.value.code == "model_not_allowed"
+    assert fake_provider.calls == []
+
+
+async def test_an_api_call_is_metered_with_its_key(
+    client: openai.AsyncOpenAI, alice: User, fake_provider: type
+) -> None:
+    from accounts.models import ApiKey
+    from usage.models import UsageRecord
+
+    fake_provider.scripts.append(Script(chunks=["Hi"], usage=(30, 5)))
+    await client.chat.completions.create(
+        model="fake/fake-small", messages=[{"role": "user", "content": "Hi"}]
+    )
+    record = await UsageRecord.objects.aget()
+    key = await ApiKey.objects.aget(user=alice)
+    assert (record.source, record.user_id, record.api_key_id) == ("api", alice.pk, key.pk)
+    assert (record.input_tokens, record.output_tokens, record.reply_id) == (30, 5, None)

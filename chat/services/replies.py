@@ -16,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from access.services import model_access_for
+
 from ..dbtext import storable_text
 from ..models import Attachment, Conversation, Message
 from ..outcomes import CONTINUABLE_REASONS
@@ -378,6 +380,12 @@ def reply_prepare(
     for other_provider, other_model in (compare or [])[1:]:
         other_obj, other_model = _usable_model(other_provider, other_model, new_chat=False)
         choices.append((other_provider, other_model, other_obj))
+    # The person's groups may be limited to some models (access rules, in the admin).
+    access = model_access_for(user=owner or conversation.owner)  # type: ignore[union-attr]
+    for choice_provider, choice_model, _obj in choices:
+        reason = access.reason(choice_provider, choice_model)
+        if reason:
+            raise ValidationError(reason)
     attachment_ids = list(attachment_ids or [])
     if attachment_ids and action not in (ReplyAction.SEND, ReplyAction.EDIT):
         raise ValidationError(_("Files can only be attached to a new or edited message."))

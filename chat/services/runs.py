@@ -51,7 +51,7 @@ from ..providers import (
     Usage,
     get_provider,
 )
-from .persistence import outcome_of, save_outcome_patiently
+from .persistence import db_step, outcome_of, save_outcome_patiently
 
 if TYPE_CHECKING:
     from .hub import ReplyHub
@@ -380,6 +380,9 @@ class ReplyRun:
         if self._reasoning_started is not None and self._reasoning_ms is None:
             # No text came after the reasoning: the model thought until the end.
             self._reasoning_ms = _ms(time.monotonic() - self._reasoning_started)
+        # The usage record (metering: cost, budgets) is written before the run's last event,
+        # so a budget check right after a reply sees it.
+        await self._meter(status, outcome.get("finish_reason", ""))
         if not self.prepared.store:
             return ""  # an API call: the caller has the text, nothing is kept
         return await save_outcome_patiently(
@@ -397,6 +400,31 @@ class ReplyRun:
             ),
             **outcome,
         )
+
+    async def _meter(self, status: str, finish_reason: str) -> None:
+        """Write the reply's usage record (who, which model, tokens, cost, times,
+        outcome; the ``usage`` app) in one short database step. A failure to meter is
+        logged, never shown to the person, and never loses the reply."""
+        from usage.services import outcome_from_reply, usage_record_write
+
+        prepared, usage = self.prepared, self._usage
+        try:
+            await db_step(usage_record_write)(
+                user_id=prepared.user_id,
+                provider=prepared.provider,
+                model=prepared.model,
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+                reasoning_tokens=usage.reasoning_tokens if usage else None,
+                ttft_ms=self.time_to_first_token_ms,
+                duration_ms=_ms(time.monotonic() - self.started_at),
+                outcome=outcome_from_reply(status, finish_reason),
+                source="chat" if prepared.store else "api",
+                api_key_id=prepared.api_key_id,
+                reply_id=self.reply_id if prepared.store else None,
+            )
+        except Exception:
+            logger.exception("usage record for reply %s not written", self.reply_id)
 
     async def _finish(self, finish: Finish | None) -> None:
         outcome = outcome_of(

@@ -140,6 +140,9 @@ def test_sidebar_pages_through_older_conversations(client_for: Client, alice: Us
 
 
 def queries_for(client: Client, url: str) -> int:
+    """Queries of ``GET url`` once warm (the first request fills what the site caches,
+    such as whether any model access rules exist)."""
+    client.get(url)
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(url)
     assert response.status_code == 200

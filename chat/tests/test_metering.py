@@ -1,0 +1,68 @@
+"""Every reply writes one usage record (issue 12): the chat page's replies, whatever
+their outcome, with tokens, times and the cost at the price of the moment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from chat import services
+from chat.models import Conversation
+from chat.providers import UnavailableError
+from chat.tests.fakes.fake_provider import Script
+from usage.models import ModelPrice, UsageRecord
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def conversation(fake_provider: type) -> Conversation:
+    owner = User.objects.create_user("meter", password="pw-meter-123")
+    return Conversation.objects.create(owner=owner, provider="fake", model="fake-small")
+
+
+async def run(conversation: Conversation, **kwargs: Any) -> services.PreparedReply:
+    kwargs.setdefault("action", "send")
+    prepared = await sync_to_async(services.reply_prepare)(conversation=conversation, **kwargs)
+    await services.get_hub().start_run(prepared).done()
+    return prepared
+
+
+async def test_a_chat_reply_writes_its_usage_with_the_cost(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    await ModelPrice.objects.acreate(
+        provider="fake",
+        model="fake-small",
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("10"),
+        source="admin",
+    )
+    fake_provider.scripts.append(Script(chunks=["Hi"], usage=(1000, 500), usage_reasoning=200))
+    prepared = await run(conversation, content="Hello")
+    record = await UsageRecord.objects.aget()
+    assert record.user_id == conversation.owner_id and record.source == "chat"
+    assert (record.provider, record.model, record.reply_id) == (
+        "fake",
+        "fake-small",
+        prepared.reply_id,
+    )
+    assert (record.input_tokens, record.output_tokens, record.reasoning_tokens) == (1000, 500, 200)
+    assert record.cost == Decimal("0.002") + Decimal("0.005")
+    assert record.outcome == "complete" and record.duration_ms is not None
+
+
+async def test_a_failed_reply_is_metered_as_an_error(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    fake_provider.scripts += [
+        Script(chunks=[], usage=None, error=UnavailableError("down", provider="Fake"))
+        for _ in range(5)
+    ]
+    await run(conversation, content="Hello")
+    record = await UsageRecord.objects.aget()
+    assert record.outcome == "error" and record.input_tokens is None and record.cost is None
