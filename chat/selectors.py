@@ -266,6 +266,7 @@ def thread_page(
             Message.objects.filter(pk__in=children[end]).order_by("id").annotate(**_HAS_FILES)
         )
         _attach_files(compare)
+        _attach_costs(compare)
     return ThreadPage(
         messages=page,
         earlier_id=page[0].pk if has_more and page else None,
@@ -287,6 +288,20 @@ def _attach_files(messages: list[Message]) -> None:
     for message in messages:
         if not message.has_files:
             message._prefetched_objects_cache = {"attachments": Attachment.objects.none()}
+
+
+def _attach_costs(replies: list[Message]) -> None:
+    """Give each reply ``cost``: its usage record's cost in USD (a Decimal), or None when
+    no price is known (the compare columns show it). One query."""
+    from usage.models import UsageRecord
+
+    costs = dict(
+        UsageRecord.objects.filter(reply_id__in=[r.pk for r in replies]).values_list(
+            "reply_id", "cost"
+        )
+    )
+    for reply in replies:
+        reply.cost = costs.get(reply.pk)
 
 
 def _placed(group: list[int], message_id: int) -> Siblings:

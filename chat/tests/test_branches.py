@@ -361,3 +361,39 @@ def test_the_admin_transcript_shows_every_branch(
     html = page.content.decode()
     assert "first answer" in html and "second answer" in html
     assert "version 1 of 2" in html and "not on the branch shown" in html
+
+
+def test_compared_replies_show_their_cost_when_a_price_is_known(
+    alice_client: Client, fake_provider: type, second_fake: str
+) -> None:
+    from decimal import Decimal
+
+    from usage.models import ModelPrice
+
+    ModelPrice.objects.create(
+        provider="fake",
+        model="fake-small",
+        input_per_mtok=Decimal("1000"),
+        output_per_mtok=Decimal("2000"),
+        source="admin",
+    )
+    response = alice_client.post(
+        reverse("chat:reply_new"),
+        {"content": "Price us", "compare": ["fake/fake-small", "fake2/fake-large"]},
+    )
+    data = response.json()
+    from chat.services import get_hub
+
+    async def settle() -> None:
+        for reply in data["replies"]:
+            run = get_hub().get(reply["id"])
+            if run is not None:
+                await run.done()
+
+    from asgiref.sync import async_to_sync
+
+    async_to_sync(settle)()
+    page = alice_client.get(data["url"]).content.decode()
+    # The fake reports 10 input and 3 output tokens: 10 x 1000 + 3 x 2000 per million.
+    assert "$0.016" in page
+    assert page.count("data-cost") == 1  # fake2 has no price: no cost shown
