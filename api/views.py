@@ -36,7 +36,9 @@ from chat.providers import (
 )
 from chat.providers.messages import normalize_messages
 from chat.services.conversations import _check_model
+from chat.services.replies import content_tokens
 from chat.services.runs import RunFailed, RunFinished, RunStopped
+from usage.budgets import BudgetExceeded, budget_release, budget_reserve
 
 from .wire import ChunkEncoder, completion_body, error_body, finish_reason
 
@@ -212,10 +214,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         prepared = _prepare(body, key, access)
     except _Refused as refused:
         return refused.response
+    refused = await _budget_hold(prepared, key)
+    if refused is not None:
+        return refused
     hub = services.get_hub()
     try:
         run = hub.start_run(prepared)
     except services.ShuttingDown:
+        await services.db_step(budget_release)(reservation_id=prepared.budget_reservation_id)
         return _error(503, "The server is restarting. Try again in a moment.", type_="server_error")
     name = f"{prepared.provider}/{prepared.model}"
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -236,6 +242,30 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+async def _budget_hold(prepared: services.PreparedReply, key: Any) -> JsonResponse | None:
+    """Hold the reply's place in the key owner's budgets (usage.budgets); the 429 to send
+    when a limit is reached (money or tokens: insufficient_quota; the request rate:
+    rate_limit_exceeded), with Retry-After."""
+    history = prepared.history
+    try:
+        held = await services.db_step(budget_reserve)(
+            user=key.user,
+            provider=prepared.provider,
+            model=prepared.model,
+            input_tokens=sum(content_tokens(m["content"]) for m in history),
+            max_output_tokens=prepared.options.max_tokens,
+        )
+    except BudgetExceeded as exceeded:
+        verdict = exceeded.verdict
+        rate = getattr(getattr(verdict, "line", None), "kind", "") == "requests"
+        code = "rate_limit_exceeded" if rate else "insufficient_quota"
+        response = _error(429, " ".join(exceeded.messages), type_=code, code=code)
+        response["Retry-After"] = str(max(1, int(verdict.retry_after or 1)))
+        return response
+    prepared.budget_reservation_id = held.id
+    return None
 
 
 def _failure(failed: RunFailed) -> JsonResponse:

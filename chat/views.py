@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from access.services import model_access_for
+from usage.budgets import budget_release
 
 from . import ratelimit, selectors, services
 from .forms import (
@@ -491,10 +492,12 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
     except services.ShuttingDown:
         # Saved a moment ago, and no run will answer it: close it as interrupted.
         await services.db_step(services.streaming_replies_close)(
-            reply_ids=[prepared.reply_id],
+            reply_ids=[p.reply_id for p in (prepared, *prepared.compared)],
             status=Message.Status.ERROR,
             error=_("The server is restarting. Send your message again in a moment."),
         )
+        for held in (prepared, *prepared.compared):
+            await services.db_step(budget_release)(reservation_id=held.budget_reservation_id)
         return _shutting_down()
     if prepared.compared:
         # Side by side: every run starts now; the page follows each (GET .../events/).

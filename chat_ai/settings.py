@@ -8,6 +8,7 @@ variables win over it. Every variable is listed, with a comment, in `.env.exampl
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -419,6 +420,38 @@ CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 10.0)
 # The model that writes a conversation's title after its first reply, as provider/model;
 # empty: the conversation's own model; "off": the first line of the first message.
 CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL")
+
+# --- Budgets ----------------------------------------------------------------------------
+# Limits for everyone, on top of the budgets set per person and per group in the admin
+# (Usage -> Budgets; usage.budgets applies them). Empty: no such limit. Money in US dollars
+# per calendar day or month (server's TIME_ZONE), tokens = input + output, and replies per
+# person per minute. A person's own budget for a period replaces the default of the same
+# kind; group (team) budgets add to the defaults. Staff are held to budgets unless
+# CHAT_BUDGET_STAFF_EXEMPT is true. A reply being written counts at its input estimate plus
+# its max_tokens, or CHAT_BUDGET_RESERVE_OUTPUT_TOKENS output tokens when it sets none.
+
+
+def _env_budget(name: str, kind: type[int] | type[Decimal]) -> int | Decimal | None:
+    value = env_str(name)
+    if not value:
+        return None
+    try:
+        limit = kind(value)
+        positive = limit > 0 and limit < 10**12
+    except (ValueError, ArithmeticError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not positive:
+        raise ValueError(f"{name} must be above zero (empty: no limit), got {value!r}")
+    return limit
+
+
+CHAT_BUDGET_DAILY_COST = _env_budget("CHAT_BUDGET_DAILY_COST", Decimal)
+CHAT_BUDGET_MONTHLY_COST = _env_budget("CHAT_BUDGET_MONTHLY_COST", Decimal)
+CHAT_BUDGET_DAILY_TOKENS = _env_budget("CHAT_BUDGET_DAILY_TOKENS", int)
+CHAT_BUDGET_MONTHLY_TOKENS = _env_budget("CHAT_BUDGET_MONTHLY_TOKENS", int)
+CHAT_BUDGET_REQUESTS_PER_MINUTE = _env_budget("CHAT_BUDGET_REQUESTS_PER_MINUTE", int)
+CHAT_BUDGET_STAFF_EXEMPT = env_bool("CHAT_BUDGET_STAFF_EXEMPT", False)
+CHAT_BUDGET_RESERVE_OUTPUT_TOKENS = env_int("CHAT_BUDGET_RESERVE_OUTPUT_TOKENS", 4096)
 
 # --- Attachments ------------------------------------------------------------------------
 # Files attached to messages (images, PDFs, text files), stored through Django's storage

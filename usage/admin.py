@@ -1,5 +1,6 @@
-"""Admin: usage records (read only, with totals of the filtered set) and model prices
-(editable; a typed price wins over the genai-prices package)."""
+"""Admin: usage records (read only, with totals of the filtered set), model prices
+(editable; a typed price wins over the genai-prices package) and budgets (per person or
+group; how they combine is said on the form, from ``usage.models.BUDGET_HELP``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import ModelPrice, UsageRecord
+from .models import BUDGET_HELP, Budget, ModelPrice, UsageRecord
 from .prices import package_price
 from .services import model_prices_refresh
 
@@ -208,3 +210,71 @@ class ModelPriceAdmin(admin.ModelAdmin):
                 % {"models": ", ".join(str(row) for row in result.unknown)},
                 messages.WARNING,
             )
+
+
+class BudgetOwnerFilter(admin.SimpleListFilter):
+    title = _("applies to")
+    parameter_name = "owner"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("user", _("a person")), ("group", _("a group (team)"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Budget]) -> QuerySet[Budget]:
+        if self.value() == "user":
+            return queryset.filter(user__isnull=False)
+        if self.value() == "group":
+            return queryset.filter(group__isnull=False)
+        return queryset
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    """Budgets of people and groups: money, tokens per day or month, and a request rate.
+    The form says how budgets combine (``BUDGET_HELP``); the model's constraints give
+    the errors (a person or a group, at least one limit, one budget per period)."""
+
+    list_display = (
+        "owner",
+        "period",
+        "max_cost",
+        "max_tokens",
+        "max_requests_per_minute",
+        "updated_at",
+    )
+    list_display_links = ("owner",)
+    list_filter = (BudgetOwnerFilter, "period")
+    list_select_related = ("user", "group")
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+    readonly_fields = ("updated_at",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[tuple[Any, Any]]:
+        semantics = format_html_join("", "<p>{}</p>", ((str(text),) for text in BUDGET_HELP))
+        return [
+            (
+                None,
+                {
+                    "fields": ("user", "group"),
+                    "description": _("Choose a person or a group (one of them, not both)."),
+                },
+            ),
+            (
+                _("Limits"),
+                {
+                    "fields": (
+                        "period",
+                        "max_cost",
+                        "max_tokens",
+                        "max_requests_per_minute",
+                        "updated_at",
+                    ),
+                    "description": semantics,
+                },
+            ),
+        ]
+
+    @admin.display(description=_("person or group"), ordering="group__name")
+    def owner(self, budget: Budget) -> str:
+        if budget.group_id:
+            return _("group %(name)s") % {"name": budget.group.name}
+        return budget.user.get_username()

@@ -154,3 +154,209 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# Dollars: budgets up to 99,999,999.9999.
+BUDGET_COST_DIGITS = {"max_digits": 12, "decimal_places": 4}
+
+BUDGET_HELP = (
+    _(
+        "A budget belongs to one person or to one group. Money (US dollars) and tokens "
+        "(input plus output, reasoning included) are counted over a calendar day or month "
+        "in the server's time zone; the request rate is per person per minute, whatever the "
+        "period."
+    ),
+    _(
+        "A person is held to their own budgets, to every budget of each of their groups, "
+        "and to the defaults for everyone (settings CHAT_BUDGET_*). A group's money and "
+        "tokens are a team budget: its members' usage is counted together. A group's "
+        "request rate applies to each member on their own."
+    ),
+    _(
+        "A limit on a person's own budget replaces the default of the same kind and period "
+        "(to give someone more than the default). Group budgets never replace the defaults."
+    ),
+    _(
+        "Sending is refused, with the limit and when it resets, once what was used reaches a "
+        "limit. Replies still being written count at their largest possible size, so two "
+        "requests at once cannot both slip under the limit: at most one reply can take a "
+        "budget over it. Replies without a known price count no money."
+    ),
+    _("Staff are held to budgets too, unless the setting CHAT_BUDGET_STAFF_EXEMPT is true."),
+)
+
+
+class Budget(models.Model):
+    """A spending limit for one person (``user``) or one group (``group``): exactly one.
+
+    - ``max_cost`` (US dollars) and ``max_tokens`` (input + output tokens; output
+      includes reasoning) are counted over ``period``: the calendar day or month in the
+      server's ``TIME_ZONE`` (it resets at 00:00, or 00:00 on the 1st). Usage comes from
+      ``UsageRecord`` (a record with no cost counts no money) plus the replies still
+      being written (``BudgetReservation``, at their largest possible size).
+    - ``max_requests_per_minute``: replies a person may start in any 60 seconds (finished
+      ones in the last minute plus those still being written), whatever the period.
+    - At least one limit is set; each is greater than zero; at most one budget per person
+      (or group) and period.
+
+    Who is held to what: a person is held to their own budgets, to each of their groups'
+    budgets and to the defaults for everyone (``CHAT_BUDGET_*`` settings). A group's money
+    and token limits are a team budget, its current members' usage counted together; its
+    request rate applies to each member on their own. A limit on a person's own budget
+    replaces the default of the same kind and period; group budgets never replace
+    defaults. Staff are held to budgets unless ``CHAT_BUDGET_STAFF_EXEMPT`` is true.
+    ``usage.budgets`` applies all this (and ``BUDGET_HELP`` says it to admins)."""
+
+    class Period(models.TextChoices):
+        DAY = "day", _("day")
+        MONTH = "month", _("month")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="budgets",
+        verbose_name=_("person"),
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="budgets",
+        verbose_name=_("group"),
+        help_text=_("A team budget: the group's members' usage is counted together."),
+    )
+    period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
+    max_cost = models.DecimalField(
+        _("money limit (USD)"),
+        null=True,
+        blank=True,
+        help_text=_("US dollars per period. Empty: no money limit."),
+        **BUDGET_COST_DIGITS,
+    )
+    max_tokens = models.PositiveBigIntegerField(
+        _("token limit"),
+        null=True,
+        blank=True,
+        help_text=_("Input plus output tokens per period. Empty: no token limit."),
+    )
+    max_requests_per_minute = models.PositiveIntegerField(
+        _("requests per minute"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Replies one person may start in any minute (for a group: each member). "
+            "Empty: no rate limit."
+        ),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("budget")
+        verbose_name_plural = _("budgets")
+        ordering = ["group__name", "user__username", "period"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=False)
+                ),
+                name="budget_user_or_group",
+                violation_error_message=_("Choose a person or a group (one of them, not both)."),
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(max_cost__isnull=False)
+                    | models.Q(max_tokens__isnull=False)
+                    | models.Q(max_requests_per_minute__isnull=False)
+                ),
+                name="budget_has_a_limit",
+                violation_error_message=_(
+                    "Set at least one limit: money, tokens or requests per minute."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (models.Q(max_cost__isnull=True) | models.Q(max_cost__gt=0))
+                    & (models.Q(max_tokens__isnull=True) | models.Q(max_tokens__gt=0))
+                    & (
+                        models.Q(max_requests_per_minute__isnull=True)
+                        | models.Q(max_requests_per_minute__gt=0)
+                    )
+                ),
+                name="budget_limits_positive",
+                violation_error_message=_("Limits must be greater than zero."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period__in=["day", "month"]), name="budget_period_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "period"],
+                condition=models.Q(user__isnull=False),
+                name="budget_one_per_user_period",
+                violation_error_message=_("This person already has a budget for this period."),
+            ),
+            models.UniqueConstraint(
+                fields=["group", "period"],
+                condition=models.Q(group__isnull=False),
+                name="budget_one_per_group_period",
+                violation_error_message=_("This group already has a budget for this period."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.group.name if self.group_id else getattr(self.user, "username", "?")
+        return f"{who} ({self.get_period_display()})"
+
+
+class BudgetLock(models.Model):
+    """One small row per person and per group with a team budget, locked (``SELECT ...
+    FOR UPDATE``) while a reply is checked against budgets and reserved, so that two
+    requests of the same person or team are checked one after the other. Created when
+    first needed; holds nothing else."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        related_name="+",
+    )
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, null=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, group__isnull=True)
+                    | models.Q(user__isnull=True, group__isnull=False)
+                ),
+                name="budget_lock_user_or_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}" if self.user_id else f"group {self.group_id}"
+
+
+class BudgetReservation(models.Model):
+    """A reply being written, counted against its person's (and teams') budgets at its
+    largest possible size until its usage record is written (then the row is deleted in
+    the same transaction). ``estimated_tokens`` is the input estimate plus the most output
+    the reply may have; ``estimated_cost`` those tokens at the model's price (0 when no
+    price is known). A row whose process died is ignored after ``expires_at``."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    estimated_tokens = models.PositiveBigIntegerField(default=0)
+    estimated_cost = models.DecimalField(default=0, **COST_DIGITS)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="budget_reserved_user")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.estimated_tokens} tokens, ${self.estimated_cost}"

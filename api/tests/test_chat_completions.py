@@ -271,3 +271,23 @@ async def test_an_api_call_is_metered_with_its_key(
     key = await ApiKey.objects.aget(user=alice)
     assert (record.source, record.user_id, record.api_key_id) == ("api", alice.pk, key.pk)
     assert (record.input_tokens, record.output_tokens, record.reply_id) == (30, 5, None)
+
+
+async def test_a_spent_budget_gets_429_insufficient_quota_with_retry_after(
+    client: openai.AsyncOpenAI, alice: User, fake_provider: type
+) -> None:
+    from usage.models import Budget
+
+    await Budget.objects.acreate(user=alice, period="day", max_tokens=10)
+    fake_provider.scripts.append(Script(chunks=["Hi"], usage=(30, 5)))
+    await client.chat.completions.create(
+        model="fake/fake-small", messages=[{"role": "user", "content": "Hi"}]
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        await client.chat.completions.create(
+            model="fake/fake-small", messages=[{"role": "user", "content": "Again"}]
+        )
+    assert refused.value.code == "insufficient_quota"
+    assert int(refused.value.response.headers["Retry-After"]) >= 1
+    assert "resets" in refused.value.message
+    assert len(fake_provider.calls) == 1

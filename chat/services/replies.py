@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from access.services import model_access_for
+from usage.budgets import budget_reserve
 
 from ..dbtext import storable_text
 from ..models import Attachment, Conversation, Message
@@ -79,6 +80,8 @@ class PreparedReply:
     # False for a reply that is not kept (an API call): no message rows, no checkpoints,
     # no followers on other workers; ``reply_id`` is then a negative run number.
     store: bool = True
+    # The budget hold for this reply (usage.budgets), settled when its usage is written.
+    budget_reservation_id: int | None = None
     user_id: int | None = None  # who asked (metering)
     api_key_id: int | None = None  # the personal API key used, if any
     # Compare: the other replies to the same message, side by side (this one is the first).
@@ -567,6 +570,16 @@ def reply_prepare(
         if trimmed or reply.context_trimmed:
             reply.context_trimmed = trimmed or None
             Message.objects.filter(pk=reply.pk).update(context_trimmed=reply.context_trimmed)
+        # Budgets (usage.budgets): refused with the limit and its reset time, nothing
+        # saved (BudgetExceeded is a ValidationError); else a hold until the reply ends.
+        budget_owner = owner or conv.owner
+        reservation = budget_reserve(
+            user=budget_owner,
+            provider=provider,
+            model=model,
+            input_tokens=sum(content_tokens(m["content"]) for m in history),
+            max_output_tokens=options.max_tokens,
+        )
         prepared = PreparedReply(
             conversation_id=conv.pk,
             user_message_id=user_message.pk,
@@ -586,6 +599,7 @@ def reply_prepare(
             show_detail=show_detail,
             notes=notes,
             user_id=conv.owner_id,
+            budget_reservation_id=reservation.id,
         )
         if len(choices) > 1:
             # Side by side: a sibling reply per other model, each with the history that
@@ -593,6 +607,13 @@ def reply_prepare(
             for other_provider, other_model, other_obj in choices[1:]:
                 other_history, other_trimmed = _fitted_history(
                     path, other_obj, other_model, options
+                )
+                other_hold = budget_reserve(
+                    user=budget_owner,
+                    provider=other_provider,
+                    model=other_model,
+                    input_tokens=sum(content_tokens(m["content"]) for m in other_history),
+                    max_output_tokens=options.max_tokens,
                 )
                 other = Message.objects.create(
                     conversation=conv,
@@ -617,6 +638,7 @@ def reply_prepare(
                         created_conversation=False,
                         notes=[],
                         compared=[],
+                        budget_reservation_id=other_hold.id,
                     )
                 )
             Conversation.objects.filter(pk=conv.pk).update(current_leaf_id=user_message.pk)

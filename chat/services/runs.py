@@ -405,11 +405,13 @@ class ReplyRun:
         """Write the reply's usage record (who, which model, tokens, cost, times,
         outcome; the ``usage`` app) in one short database step. A failure to meter is
         logged, never shown to the person, and never loses the reply."""
-        from usage.services import outcome_from_reply, usage_record_write
+        from usage.budgets import budget_release, budget_settle
+        from usage.services import outcome_from_reply
 
         prepared, usage = self.prepared, self._usage
         try:
-            await db_step(usage_record_write)(
+            await db_step(budget_settle)(
+                reservation_id=prepared.budget_reservation_id,
                 user_id=prepared.user_id,
                 provider=prepared.provider,
                 model=prepared.model,
@@ -425,6 +427,10 @@ class ReplyRun:
             )
         except Exception:
             logger.exception("usage record for reply %s not written", self.reply_id)
+            try:
+                await db_step(budget_release)(reservation_id=prepared.budget_reservation_id)
+            except Exception:
+                logger.exception("budget hold of reply %s not released", self.reply_id)
 
     async def _finish(self, finish: Finish | None) -> None:
         outcome = outcome_of(

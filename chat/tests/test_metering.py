@@ -66,3 +66,22 @@ async def test_a_failed_reply_is_metered_as_an_error(
     await run(conversation, content="Hello")
     record = await UsageRecord.objects.aget()
     assert record.outcome == "error" and record.input_tokens is None and record.cost is None
+
+
+async def test_a_person_over_their_token_budget_is_refused_and_nothing_saved(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    from chat.models import Message
+    from usage.models import Budget
+
+    await Budget.objects.acreate(user_id=conversation.owner_id, period="day", max_tokens=20)
+    fake_provider.scripts.append(Script(chunks=["Hi"], usage=(15, 10)))
+    await run(conversation, content="Hello")  # 25 tokens: this one went over
+    before = await Message.objects.acount()
+    with pytest.raises(ValidationError) as refused:
+        await run(conversation, content="Again")
+    assert "25 of your 20" in str(refused.value) or "daily" in str(refused.value)
+    assert "resets" in str(refused.value)
+    assert await Message.objects.acount() == before
