@@ -39,6 +39,7 @@ def load_run() -> dict[str, Any]:
             "UPDATE chat_conversation SET current_leaf_id = NULL WHERE current_leaf_id = %s",
             [reply_id],
         )
+        db.execute("UPDATE usage_usagerecord SET reply_id = NULL WHERE reply_id = %s", [reply_id])
         db.execute("DELETE FROM chat_message WHERE id = %s", [reply_id])
         seen["after_losing_a_reply"] = check_database(db, sent)
         first = sent[0]
