@@ -252,7 +252,7 @@ def thread_page(
         children.setdefault(parent_id, []).append(child_id)
     for message in page:
         group = children.get(message.parent_id, [message.pk])
-        message.siblings = _placed(group, message.pk) if len(group) > 1 else None
+        message.siblings = Siblings.within(group, message.pk) if len(group) > 1 else None
     compare: list[Message] = []
     last = page[-1] if page else None
     if (
@@ -302,16 +302,6 @@ def _attach_costs(replies: list[Message]) -> None:
     )
     for reply in replies:
         reply.cost = costs.get(reply.pk)
-
-
-def _placed(group: list[int], message_id: int) -> Siblings:
-    i = group.index(message_id)
-    return Siblings(
-        index=i + 1,
-        count=len(group),
-        previous_id=group[i - 1] if i > 0 else None,
-        next_id=group[i + 1] if i + 1 < len(group) else None,
-    )
 
 
 def message_page_for_conversation(

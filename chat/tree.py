@@ -26,6 +26,17 @@ class Siblings:
     previous_id: int | None
     next_id: int | None
 
+    @classmethod
+    def within(cls, group: list[int], message_id: int) -> Siblings:
+        """Where ``message_id`` stands in ``group`` (all its siblings, in id order)."""
+        i = group.index(message_id)
+        return cls(
+            index=i + 1,
+            count=len(group),
+            previous_id=group[i - 1] if i > 0 else None,
+            next_id=group[i + 1] if i + 1 < len(group) else None,
+        )
+
 
 @dataclass
 class ConversationTree:
@@ -105,14 +116,7 @@ class ConversationTree:
 
     def siblings(self, message_id: int) -> Siblings:
         """Where ``message_id`` stands among the messages with its parent."""
-        group = self.children[self.parent[message_id]]
-        i = group.index(message_id)
-        return Siblings(
-            index=i + 1,
-            count=len(group),
-            previous_id=group[i - 1] if i > 0 else None,
-            next_id=group[i + 1] if i + 1 < len(group) else None,
-        )
+        return Siblings.within(self.children[self.parent[message_id]], message_id)
 
     def subtree(self, message_id: int) -> list[int]:
         """``message_id`` and every message below it."""
