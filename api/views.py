@@ -36,7 +36,7 @@ from chat.providers import (
 )
 from chat.providers.messages import normalize_messages
 from chat.services.conversations import _check_model
-from chat.services.replies import content_tokens
+from chat.services.replies import history_tokens
 from chat.services.runs import RunFailed, RunFinished, RunStopped
 from usage.budgets import BudgetExceeded, budget_release, budget_reserve
 
@@ -254,7 +254,7 @@ async def _budget_hold(prepared: services.PreparedReply, key: Any) -> JsonRespon
             user=key.user,
             provider=prepared.provider,
             model=prepared.model,
-            input_tokens=sum(content_tokens(m["content"]) for m in history),
+            input_tokens=history_tokens(history),
             max_output_tokens=prepared.options.max_tokens,
         )
     except BudgetExceeded as exceeded:

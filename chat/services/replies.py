@@ -272,6 +272,11 @@ def content_tokens(content: str | list[dict[str, Any]]) -> int:
     return total
 
 
+def history_tokens(history: list[dict[str, Any]]) -> int:
+    """The estimated tokens of a whole history (``content_tokens`` of each message)."""
+    return sum(content_tokens(m["content"]) for m in history)
+
+
 def history_fit(
     history: list[dict[str, str]],
     *,
@@ -577,7 +582,7 @@ def reply_prepare(
             user=budget_owner,
             provider=provider,
             model=model,
-            input_tokens=sum(content_tokens(m["content"]) for m in history),
+            input_tokens=history_tokens(history),
             max_output_tokens=options.max_tokens,
         )
         prepared = PreparedReply(
@@ -612,7 +617,7 @@ def reply_prepare(
                     user=budget_owner,
                     provider=other_provider,
                     model=other_model,
-                    input_tokens=sum(content_tokens(m["content"]) for m in other_history),
+                    input_tokens=history_tokens(other_history),
                     max_output_tokens=options.max_tokens,
                 )
                 other = Message.objects.create(
