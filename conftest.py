@@ -186,6 +186,7 @@ def _access_rules_answer_fresh() -> None:
         return
     from django.core.cache import cache
 
-    from access.services import ANY_RULES_KEY
+    from access.services import ANY_RULES_KEY, FALLBACK_CHAINS_KEY
 
     cache.delete(ANY_RULES_KEY)
+    cache.delete(FALLBACK_CHAINS_KEY)

@@ -15,7 +15,7 @@ from django.contrib.auth.models import Group
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
-from .models import ANY, RULES_HELP, ModelAccessRule
+from .models import ANY, RULES_HELP, FallbackChain, ModelAccessRule
 
 
 def provider_choices(current: str = "") -> list[tuple[str, str]]:
@@ -110,3 +110,47 @@ _GroupAdmin = _group_admin_class()
 if admin.site.is_registered(Group):
     admin.site.unregister(Group)
 admin.site.register(Group, _GroupAdmin)
+
+
+class FallbackChainForm(forms.ModelForm):
+    """The provider is picked from the registered ones; each fallback line must be a
+    registered provider's "provider/model" (at most three, repeats dropped)."""
+
+    provider = forms.ChoiceField(
+        label=_("provider"), help_text=FallbackChain._meta.get_field("provider").help_text
+    )
+
+    class Meta:
+        model = FallbackChain
+        fields = ("provider", "model", "fallbacks")
+        widgets = {"fallbacks": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = provider_choices(self.instance.provider or "")[1:]
+        self.fields["model"].required = False  # empty: * (every model of the provider)
+
+    def clean_model(self) -> str:
+        return str(self.cleaned_data["model"]).strip() or ANY
+
+    def clean_fallbacks(self) -> str:
+        from chat.services.fallback import fallback_chain_parse
+
+        chain = fallback_chain_parse(str(self.cleaned_data["fallbacks"]).splitlines())
+        if not chain:
+            raise forms.ValidationError(_("Name at least one fallback model."))
+        return "\n".join(f"{provider}/{model}" for provider, model in chain)
+
+
+@admin.register(FallbackChain)
+class FallbackChainAdmin(admin.ModelAdmin):
+    """Which models answer instead when a model fails before its first token."""
+
+    form = FallbackChainForm
+    list_display = ("provider", "model", "fallback_list")
+    list_filter = ("provider",)
+    search_fields = ("provider", "model", "fallbacks")
+
+    @admin.display(description=_("fallback models"))
+    def fallback_list(self, chain: FallbackChain) -> str:
+        return " → ".join(chain.chain)

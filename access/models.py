@@ -131,3 +131,54 @@ class ModelAccessRule(models.Model):
         case, and the uniqueness constraint should too."""
         self.provider = self.provider.strip().lower()
         self.model_pattern = self.model_pattern.strip().lower()
+
+
+FALLBACK_CHAIN_MAX = 3
+
+
+class FallbackChain(models.Model):
+    """The admin's fallback chain for one model: when ``provider``/``model`` fails before
+    its first token (unavailable, rate limited past its retries, timed out), the models of
+    ``fallbacks`` are tried in order. ``model`` may be ``*``: every model of the provider
+    without a chain of its own. A conversation's own chain (set by its owner) replaces
+    this one; ``chat.services.fallback`` applies both, and checks each model against the
+    person's access rules."""
+
+    provider = models.CharField(
+        _("provider"),
+        max_length=64,
+        help_text=_("The provider's name (openai, anthropic, local…)."),
+    )
+    model = models.CharField(
+        _("model"),
+        max_length=200,
+        default=ANY,
+        help_text=_("The model's exact name, or * for every model of the provider."),
+    )
+    fallbacks = models.TextField(
+        _("fallback models"),
+        help_text=_(
+            "One provider/model per line, tried in order (at most three), for example "
+            "openai/gpt-4o-mini."
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("fallback chain")
+        verbose_name_plural = _("fallback chains")
+        ordering = ["provider", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model"],
+                name="fallback_chain_unique_model",
+                violation_error_message=_("This model already has a fallback chain."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+    @property
+    def chain(self) -> list[str]:
+        """The fallback models, "provider/model" each, in order (blank lines ignored)."""
+        return [line.strip() for line in self.fallbacks.splitlines() if line.strip()]

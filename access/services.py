@@ -278,6 +278,35 @@ def _any_rules() -> bool:
     return bool(cached)
 
 
+# The admin's fallback chains, {"provider/model": ["provider/model", ...]}, cached the
+# same way (the table is small, and a reply reads it before it starts).
+FALLBACK_CHAINS_KEY = "access:fallback-chains"
+
+
+def fallback_chains() -> dict[str, list[str]]:
+    """Every admin fallback chain (``access.models.FallbackChain``) by the model it is
+    for, "provider/model" (model ``*``: every model of the provider). Cached for
+    ``ANY_RULES_SECONDS``; saving or deleting a chain clears it."""
+    from .models import FallbackChain
+
+    cached = cache.get(FALLBACK_CHAINS_KEY)
+    if cached is None:
+        cached = {f"{row.provider}/{row.model}": row.chain for row in FallbackChain.objects.all()}
+        cache.set(FALLBACK_CHAINS_KEY, cached, ANY_RULES_SECONDS)
+    return cached
+
+
+async def afallback_chains() -> dict[str, list[str]]:
+    """``fallback_chains`` for async code (the table is read in a worker thread only
+    when the cache has no copy)."""
+    cached = cache.get(FALLBACK_CHAINS_KEY)
+    if cached is not None:
+        return cached
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(fallback_chains)()
+
+
 def rules_changed(**_kwargs: Any) -> None:
     """A rule was saved or deleted: the next request reads the rules again."""
     cache.delete(ANY_RULES_KEY)

@@ -10,7 +10,6 @@ the hub like a chat reply, and its run events are written in OpenAI's wire forma
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
@@ -24,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from access.services import amodel_access_for
+from access.services import afallback_chains, amodel_access_for
 from chat import services
 from chat.providers import (
     PROVIDER_REGISTRY,
@@ -36,16 +35,14 @@ from chat.providers import (
 )
 from chat.providers.messages import normalize_messages
 from chat.services.conversations import _check_model
-from chat.services.replies import history_tokens
-from chat.services.runs import RunFailed, RunFinished, RunStopped
+from chat.services.fallback import fallback_chain_for, fallback_hops
+from chat.services.replies import history_tokens, unstored_run_number
+from chat.services.runs import RunFailed, RunFallback, RunFinished, RunStopped
 from usage.budgets import BudgetExceeded, budget_release, budget_reserve
 
 from .wire import ChunkEncoder, completion_body, error_body, finish_reason
 
 logger = logging.getLogger(__name__)
-
-# API runs are not stored: each gets a negative number where a chat reply has its id.
-_run_numbers = itertools.count(1)
 
 # HTTP statuses for a reply that failed before its first token, by ProviderError kind.
 _FAILURE_STATUS = {
@@ -137,8 +134,22 @@ def _options(body: dict[str, Any]) -> ChatOptions:
         raise _Refused(_error(400, e.message)) from e
 
 
-def _prepare(body: dict[str, Any], key: Any, access: Any) -> services.PreparedReply:
-    """The not-stored reply a request asks for, checked. Raises _Refused."""
+def _usable(provider_name: str, model: str) -> Any:
+    """The provider object when it is usable and offers ``model`` (ValidationError
+    otherwise): the check each fallback model passes."""
+    provider = get_provider(provider_name)
+    if not provider.status().usable:
+        raise ValidationError(provider_name)
+    _check_model(provider, model)
+    return provider
+
+
+def _prepare(
+    body: dict[str, Any], key: Any, access: Any, chains: dict[str, list[str]]
+) -> services.PreparedReply:
+    """The not-stored reply a request asks for, checked, with the admin's fallback
+    chain for its model (``chains``: ``access.services.fallback_chains``). Raises
+    _Refused."""
     name = body.get("model")
     if not isinstance(name, str) or "/" not in name:
         raise _Refused(
@@ -179,7 +190,7 @@ def _prepare(body: dict[str, Any], key: Any, access: Any) -> services.PreparedRe
     return services.PreparedReply(
         conversation_id=0,
         user_message_id=0,
-        reply_id=-next(_run_numbers),
+        reply_id=unstored_run_number(),  # API runs are not stored: a negative number
         provider=provider_name,
         model=model,
         options=options,
@@ -188,6 +199,13 @@ def _prepare(body: dict[str, Any], key: Any, access: Any) -> services.PreparedRe
         store=False,
         user_id=key.user_id,
         api_key_id=key.pk,
+        fallbacks=fallback_hops(
+            fallback_chain_for(provider=provider_name, model=model, chains=chains),
+            access=access,
+            usable=_usable,
+        )
+        if chains
+        else (),
     )
 
 
@@ -211,7 +229,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         return _error(400, "The request body must be a JSON object.")
     access = await amodel_access_for(user=key.user)
     try:
-        prepared = _prepare(body, key, access)
+        prepared = _prepare(body, key, access, await afallback_chains())
     except _Refused as refused:
         return refused.response
     refused = await _budget_hold(prepared, key)
@@ -223,14 +241,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     except services.ShuttingDown:
         await services.db_step(budget_release)(reservation_id=prepared.budget_reservation_id)
         return _error(503, "The server is restarting. Try again in a moment.", type_="server_error")
-    name = f"{prepared.provider}/{prepared.model}"
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     # Wait for the first piece (or the end): a failure before it is a plain HTTP error.
-    while len(run.events) < 2 and not run.ended:
-        await run.wait(len(run.events))
-    first = run.events[1] if len(run.events) > 1 else None
+    # A fallback before it changes the model that answers (named in the response).
+    events = run.events
+    while not run.ended and not any(type(e) is not RunFallback for e in events[1:]):
+        await run.wait(len(events))
+    first = next((e for e in events[1:] if type(e) is not RunFallback), None)
     if isinstance(first, RunFailed):
         return _failure(first)
+    name = f"{run.provider}/{run.model}"
     if not body.get("stream"):
         await run.done()
         return _whole(run, completion_id, name)

@@ -50,7 +50,48 @@ def thinking_budget_field() -> forms.IntegerField:
     )
 
 
-class ReplyForm(forms.Form):
+class FallbackFieldsMixin(forms.Form):
+    """Three "provider/model" choices tried in order when the conversation's model fails
+    before answering (``chat.services.fallback``). ``clean`` gathers them into
+    ``cleaned_data["fallback_models"]`` (a list, blanks dropped); the service checks them."""
+
+    fallback_1 = forms.CharField(
+        required=False,
+        max_length=280,
+        label=_("Fallback model"),
+        help_text=_(
+            "Answers when the chosen model fails before its first word (unavailable, "
+            "rate limited, timed out). Empty: the administrator's choice, if any."
+        ),
+    )
+    fallback_2 = forms.CharField(required=False, max_length=280, label=_("Second fallback"))
+    fallback_3 = forms.CharField(required=False, max_length=280, label=_("Third fallback"))
+
+    FALLBACK_FIELDS = ("fallback_1", "fallback_2", "fallback_3")
+
+    def fallback_menu(self, menu: list | None) -> None:
+        """Offer the models of ``menu`` (``ProviderChoice`` list, already filtered by the
+        person's access rules) in the fallback selects."""
+        choices = [("", _("None"))]
+        for choice in menu or []:
+            if choice.usable:
+                choices += [(f"{choice.name}/{m}", f"{choice.label} · {m}") for m in choice.models]
+        for name in self.FALLBACK_FIELDS:
+            current = self.initial.get(name) or ""
+            options = list(choices)
+            if current and current not in {value for value, _label in options}:
+                options.append((current, current))  # chosen before, no longer offered
+            self.fields[name].widget = forms.Select(choices=options)
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        data["fallback_models"] = [
+            value for name in self.FALLBACK_FIELDS if (value := data.pop(name, "") or "")
+        ]
+        return data
+
+
+class ReplyForm(FallbackFieldsMixin, forms.Form):
     """One request for a reply: send a message, edit the last one, regenerate, retry a
     failed reply (``reply_id``) or continue a reply cut off (``reply_id``)."""
 
@@ -100,7 +141,7 @@ class RenameForm(forms.Form):
     title = forms.CharField(max_length=200, label=_("Title"))
 
 
-class ConversationSettingsForm(forms.Form):
+class ConversationSettingsForm(FallbackFieldsMixin, forms.Form):
     system_prompt = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), label=_("System prompt")
     )
@@ -121,12 +162,26 @@ class ConversationSettingsForm(forms.Form):
     thinking_budget = thinking_budget_field()
 
     @classmethod
-    def for_conversation(cls, conversation: Conversation | None) -> ConversationSettingsForm:
+    def for_conversation(
+        cls, conversation: Conversation | None, menu: list | None = None
+    ) -> ConversationSettingsForm:
         """The settings dialog's form holding ``conversation``'s settings (empty for a
-        new chat, whose settings go with its first message)."""
-        if conversation is None:
-            return cls()
-        return cls(initial={name: getattr(conversation, name) for name in cls.base_fields})
+        new chat, whose settings go with its first message); the fallback selects offer
+        the models of ``menu``."""
+        initial: dict = {}
+        if conversation is not None:
+            initial = {
+                name: getattr(conversation, name)
+                for name in cls.base_fields
+                if name not in cls.FALLBACK_FIELDS
+            }
+            for name, value in zip(
+                cls.FALLBACK_FIELDS, conversation.fallback_models or [], strict=False
+            ):
+                initial[name] = value
+        form = cls(initial=initial)
+        form.fallback_menu(menu)
+        return form
 
 
 class NewConversationForm(forms.Form):

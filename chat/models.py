@@ -45,6 +45,10 @@ class Conversation(models.Model):
     thinking_budget = models.PositiveIntegerField(
         _("thinking budget (tokens)"), null=True, blank=True
     )
+    # The person's fallback chain: "provider/model" strings tried in order when the
+    # conversation's model fails before its first token (None or []: the admin's chain
+    # for the model, if any).
+    fallback_models = models.JSONField(_("fallback models"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")
@@ -147,6 +151,10 @@ class Message(models.Model):
     # How long the model thought before its answer began (first reasoning piece to first
     # text piece, or to the end when no text came).
     reasoning_ms = models.PositiveIntegerField(_("thinking time (ms)"), null=True, blank=True)
+    # Fallback: the models tried before the one that answered (``provider``/``model``),
+    # in order, each {"provider", "model", "kind"} with the error kind that moved the
+    # reply on (None: the first model answered).
+    fallback = models.JSONField(_("fallback"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     class Meta:
@@ -214,6 +222,15 @@ class Message(models.Model):
         from .outcomes import incomplete_notice
 
         return incomplete_notice(self.finish_reason)
+
+    @property
+    def fallback_note(self) -> str:
+        """Which models failed before the one that answered, and why (or empty)."""
+        if not self.fallback:
+            return ""
+        from .services.fallback import fallback_note
+
+        return fallback_note(self.fallback, model=self.model)
 
     @property
     def trimmed_note(self) -> str:

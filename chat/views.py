@@ -145,7 +145,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "menu": menu,
         "current_provider": current_provider,
         "current_model": current_model,
-        "settings_form": ConversationSettingsForm.for_conversation(conversation),
+        "settings_form": ConversationSettingsForm.for_conversation(conversation, menu),
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "attachment_max_files": settings.CHAT_ATTACHMENTS_PER_MESSAGE,
         "attachment_max_bytes": settings.CHAT_ATTACHMENT_MAX_BYTES,

@@ -139,6 +139,23 @@ def package_price(provider: str, model: str) -> Price | None:
     )
 
 
+_warmed = False
+
+
+def prices_warm() -> None:
+    """Load the genai-prices package and its data (about 0.2 s, once per process) so
+    that the first reply's metering does not pay for it. Safe to call from any thread,
+    any number of times; never raises."""
+    global _warmed
+    if _warmed:
+        return
+    _warmed = True
+    try:
+        package_price("openai", "gpt-4o-mini")
+    except Exception:  # a broken package shows up in the first metering's log instead
+        logger.debug("genai-prices could not be loaded ahead", exc_info=True)
+
+
 # --- lookup with a short per-process cache -------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..providers import ReasoningDelta, TextDelta, Usage
-from .runs import RunFailed, RunFinished, RunStarted, RunStopped
+from .runs import RunFailed, RunFallback, RunFinished, RunStarted, RunStopped
 
 logger = logging.getLogger("chat.services")
 
@@ -88,6 +88,7 @@ def _usage_from(value: list[int | None] | None) -> Usage | None:
 
 _WIRE_NAMES = {
     RunStarted: "started",
+    RunFallback: "fallback",
     RunFinished: "finished",
     RunFailed: "failed",
     RunStopped: "stopped",

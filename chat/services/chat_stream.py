@@ -1,8 +1,10 @@
 """The chat page's stream: run events encoded as Server-Sent Events (see ``chat/sse.py``).
 
 Events, each with ``id: N`` (the run's sequence number of the last run event it holds):
-``start``; ``delta`` {text} and ``reasoning`` {text} (consecutive pieces that piled up
-while the client was behind go out as one event); then ``done`` (status complete,
+``start``; ``fallback`` {provider, model, label, note} when another model answers
+because the chosen one failed before its first token; ``delta`` {text} and
+``reasoning`` {text} (consecutive pieces that piled up while the client was behind go
+out as one event); then ``done`` (status complete,
 incomplete or stopped, with the finish reason, notice, saved HTML, token counts and
 ``reasoning_ms``, the thinking time, None without reasoning) or ``error`` (with
 ``reasoning_ms`` when the model thought before it failed). A follower that re-attaches
@@ -26,9 +28,10 @@ from django.conf import settings
 from ..models import Message
 from ..providers import ReasoningDelta, TextDelta, Usage
 from ..sse import HEARTBEAT, sse_event
+from .fallback import fallback_note
 from .hub import get_hub
 from .persistence import db_step
-from .runs import ReplyRun, RunFailed, RunFinished, RunStarted, RunStopped
+from .runs import ReplyRun, RunFailed, RunFallback, RunFinished, RunStarted, RunStopped
 
 # How long a follower waits for a reply marked streaming to show up in this process or
 # in Redis before it reads the database instead (its run may be starting right now).
@@ -57,6 +60,19 @@ def encode_events(
             pending_kind, pending = kind, [event.text]
         elif kind is Usage:
             continue
+        elif kind is RunFallback:
+            out.append(
+                sse_event(
+                    "fallback",
+                    {
+                        "provider": event.provider,
+                        "model": event.model,
+                        "label": event.label,
+                        "note": event.note,
+                    },
+                    event_id=seq,
+                )
+            )
         else:
             out.append(_ending_or_start(event, seq, reply_id=reply_id, show_detail=show_detail))
             ended = kind is not RunStarted
@@ -137,7 +153,7 @@ async def run_follow(
     if snapshot:
         text, reasoning, cursor = run.snapshot()
         reasoning_ms, thinking = run.reasoning_time()
-        yield _snapshot_event(run.prepared, text, reasoning, cursor, reasoning_ms, thinking)
+        yield _snapshot_event(run, text, reasoning, cursor, reasoning_ms, thinking)
     last_sent = time.monotonic()
     events = run.events
     while True:
@@ -161,7 +177,7 @@ async def run_follow(
 
 
 def _snapshot_event(
-    prepared: Any,
+    run: ReplyRun,
     text: str,
     reasoning: str,
     seq: int,
@@ -171,13 +187,14 @@ def _snapshot_event(
     return sse_event(
         "snapshot",
         {
-            "message_id": prepared.reply_id,
+            "message_id": run.reply_id,
             "text": text,
             "reasoning": reasoning,
             "reasoning_ms": reasoning_ms,
             "thinking": thinking,
-            "provider": prepared.provider,
-            "model": prepared.model,
+            "provider": run.provider,
+            "model": run.model,
+            "fallback_note": fallback_note(run.fallback, model=run.model),
             "status": Message.Status.STREAMING,
         },
         event_id=seq,
@@ -240,6 +257,7 @@ async def _redis_follow(
     if after == 0:
         history = await hub.broker.history(reply.pk)
         started = next((e for _, e in history if type(e) is RunStarted), None)
+        fell_back = [e for _, e in history if type(e) is RunFallback]
         new_text = "".join(e.text for _, e in history if type(e) is TextDelta)
         reasoning = "".join(e.text for _, e in history if type(e) is ReasoningDelta)
         text = started.prefix + new_text if started is not None else new_text
@@ -255,8 +273,9 @@ async def _redis_follow(
                 "reasoning": reasoning,
                 "reasoning_ms": None,
                 "thinking": bool(reasoning) and not new_text,
-                "provider": reply.provider,
-                "model": reply.model,
+                "provider": fell_back[-1].provider if fell_back else reply.provider,
+                "model": fell_back[-1].model if fell_back else reply.model,
+                "fallback_note": fell_back[-1].note if fell_back else "",
                 "status": Message.Status.STREAMING,
             },
             event_id=after,

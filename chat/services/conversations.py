@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from ..dbtext import storable_text
 from ..models import Conversation
 from ..providers import PROVIDER_REGISTRY, BaseProvider, ChatOptions, ProviderError, get_provider
+from .fallback import fallback_chain_parse
 
 TITLE_MAX_CHARS = 60
 
@@ -72,13 +73,17 @@ def conversation_update_settings(
     max_tokens: int | None,
     reasoning_effort: str | None = None,
     thinking_budget: int | None = None,
+    fallback_models: list[str] | None = None,
 ) -> Conversation:
     """Save the conversation's system prompt, temperature (0 to 2), maximum reply tokens,
     reasoning effort (one of ``REASONING_EFFORTS``: "minimal", "low", "medium", "high")
     and thinking budget (tokens, within ``THINKING_BUDGET_RANGE``). None (or "" for the
     effort) means the model's default. A model that does not take one of them is sent
     none (``BaseProvider.unsupported_options``); the value stays for another model.
-    Raises ValidationError for a value out of range."""
+    ``fallback_models``: "provider/model" strings tried in order when the model fails
+    before answering (``fallback.py``; [] or None: the administrator's chain); each must
+    be a model the owner may use. Raises ValidationError for a value out of range, a
+    fallback that is not provider/model or that the owner may not use."""
     system_prompt = storable_text(system_prompt)
     reasoning_effort = reasoning_effort or None
     try:
@@ -91,6 +96,16 @@ def conversation_update_settings(
         )
     except ProviderError as e:
         raise ValidationError(e.message) from e
+    chain = fallback_chain_parse(fallback_models or [])
+    if chain:
+        from access.services import model_access_for
+
+        access = model_access_for(user=conversation.owner)
+        for provider, model in chain:
+            reason = access.reason(provider, model)
+            if reason:
+                raise ValidationError(reason)
+    conversation.fallback_models = [f"{p}/{m}" for p, m in chain] or None
     conversation.system_prompt = system_prompt
     conversation.temperature = temperature
     conversation.max_tokens = max_tokens
@@ -103,6 +118,7 @@ def conversation_update_settings(
             "max_tokens",
             "reasoning_effort",
             "thinking_budget",
+            "fallback_models",
         ]
     )
     return conversation

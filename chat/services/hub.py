@@ -79,6 +79,11 @@ class ReplyHub:
             self.broker = RedisBroker(settings.REDIS_URL)
             self._service(self._serve_broker(self.broker))
         self._install_sigterm()
+        # The price data is loaded in a worker thread now, not by the first reply's
+        # metering (usage.prices).
+        from usage.prices import prices_warm
+
+        loop.run_in_executor(None, prices_warm)
 
     async def _serve_broker(self, broker: RedisBroker) -> None:
         # Listen for Stop requests for as long as the loop lives, then close the broker.

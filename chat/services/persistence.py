@@ -92,11 +92,15 @@ def save_outcome(
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
     reasoning_ms: int | None = None,
+    answered_by: tuple[str, str] | None = None,
+    fallback: list[dict[str, str]] | None = None,
 ) -> str:
     """Write a reply's outcome (one UPDATE of the message, one of its conversation's
     "unseen reply" mark) and return the reply's sanitized HTML. ``ttft_ms``,
     ``duration_ms`` and ``reasoning_ms`` (how long the model thought before its answer
-    began; None: no reasoning) are milliseconds."""
+    began; None: no reasoning) are milliseconds. ``answered_by`` (provider, model) and
+    ``fallback`` (the models that failed first, ``Message.fallback``) are given when
+    another model answered than the one chosen."""
     text = storable_text(text)
     html = render_markdown(text) if text else ""
     fields: dict[str, Any] = {
@@ -112,6 +116,9 @@ def save_outcome(
         "duration_ms": duration_ms,
         "reasoning_ms": reasoning_ms,
     }
+    if answered_by is not None:
+        fields["provider"], fields["model"] = answered_by
+        fields["fallback"] = fallback or None
     if usage is not None:
         fields["input_tokens"] = usage.input_tokens
         fields["output_tokens"] = usage.output_tokens

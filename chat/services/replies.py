@@ -4,6 +4,7 @@ The run itself lives in ``runs.py``."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -39,6 +40,7 @@ from .attachments import (
 )
 from .branches import attachments_copy
 from .conversations import _check_model, title_from_text
+from .fallback import FallbackHop, fallback_chain_for, fallback_chain_parse, fallback_hops
 
 
 class ReplyAction:
@@ -86,6 +88,9 @@ class PreparedReply:
     api_key_id: int | None = None  # the personal API key used, if any
     # Compare: the other replies to the same message, side by side (this one is the first).
     compared: list[PreparedReply] = field(default_factory=list)
+    # The models that answer instead, in order, when this one fails before its first
+    # token (``fallback.py``): already checked for this person and these files.
+    fallbacks: tuple[FallbackHop, ...] = ()
 
 
 # Replies that go back to a model as context: what the person saw as an answer. A reply
@@ -344,6 +349,7 @@ def reply_prepare(
     max_tokens: int | None = None,
     reasoning_effort: str | None = None,
     thinking_budget: int | None = None,
+    fallback_models: list[str] | None = None,
 ) -> PreparedReply:
     """Check the request, then save what must be saved before asking the model, in one
     short transaction. Nothing is written when anything is refused (ValidationError).
@@ -364,9 +370,11 @@ def reply_prepare(
     (``branch_show``). ``attachment_ids`` (send, edit): the person's uploads to put on the
     new message; every file on the branch must suit each answering model (an image to a
     model that reads none is refused, naming models that can). ``system_prompt``,
-    ``temperature``, ``max_tokens``, ``reasoning_effort`` and ``thinking_budget`` are the
-    settings of a new conversation, chosen
-    before its first message (ignored for an existing one, which has its own)."""
+    ``temperature``, ``max_tokens``, ``reasoning_effort``, ``thinking_budget`` and
+    ``fallback_models`` ("provider/model" strings) are the settings of a new
+    conversation, chosen before its first message (ignored for an existing one, which
+    has its own). A reply (not compared, not a Continue) gets the fallback chain of the
+    conversation or the admin's for its model (``fallback.py``), each model checked."""
     if action not in ReplyAction.ALL:
         raise ValidationError(_("Unknown action."))
     if conversation is None and (owner is None or action != ReplyAction.SEND):
@@ -418,6 +426,12 @@ def reply_prepare(
             )
         except ProviderError as e:
             raise ValidationError(e.message) from e
+        chain_chosen = []
+        for fallback_provider, fallback_model in fallback_chain_parse(fallback_models or []):
+            reason = access.reason(fallback_provider, fallback_model)
+            if reason:
+                raise ValidationError(reason)
+            chain_chosen.append(f"{fallback_provider}/{fallback_model}")
 
     with transaction.atomic():
         if conversation is None:
@@ -431,6 +445,7 @@ def reply_prepare(
                 max_tokens=max_tokens,
                 reasoning_effort=reasoning_effort or None,
                 thinking_budget=thinking_budget,
+                fallback_models=chain_chosen or None,
             )
         else:
             conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
@@ -553,6 +568,7 @@ def reply_prepare(
             reply.status = Message.Status.STREAMING
             reply.provider, reply.model = provider, model
             reply.error = reply.error_kind = reply.error_detail = reply.finish_reason = ""
+            reply.fallback = None
             if action == ReplyAction.RETRY:
                 reply.content = reply.content_html = reply.reasoning = ""
                 reply.input_tokens = reply.output_tokens = reply.reasoning_tokens = None
@@ -606,6 +622,20 @@ def reply_prepare(
             user_id=conv.owner_id,
             budget_reservation_id=reservation.id,
         )
+        if len(choices) == 1 and action != ReplyAction.CONTINUE:
+            chain = fallback_chain_for(
+                provider=provider, model=model, conversation_chain=conv.fallback_models
+            )
+            if chain:
+                prepared.fallbacks = fallback_hops(
+                    chain,
+                    access=access,
+                    usable=lambda p, m: _usable_model(p, m, new_chat=False)[0],
+                    files_fit=lambda p, m: attachments_check_model(
+                        attachments=asked, provider=p, model=m
+                    ),
+                    history_for=lambda obj, m: _fitted_history(path, obj, m, options)[0],
+                )
         if len(choices) > 1:
             # Side by side: a sibling reply per other model, each with the history that
             # fits its own context; the question is the branch shown until one is picked.
@@ -648,6 +678,161 @@ def reply_prepare(
                 )
             Conversation.objects.filter(pk=conv.pk).update(current_leaf_id=user_message.pk)
     return prepared
+
+
+# Runs that are not stored (an API call, a temporary chat) are numbered -1, -2...: the
+# hub keeps runs by reply id, so every front door takes its numbers from this one count.
+_unstored_runs = itertools.count(1)
+
+# A temporary chat's history as the page sends it: at most this many turns.
+TEMPORARY_MAX_MESSAGES = 200
+# A reply in that history may be longer than a question (CHAT_MAX_MESSAGE_CHARS) by this.
+TEMPORARY_REPLY_CHARS_FACTOR = 4
+
+
+def unstored_run_number() -> int:
+    """A new number for a run that is not stored: negative, never used before in this
+    process, so it never collides with a stored reply's id nor another unstored run."""
+    return -next(_unstored_runs)
+
+
+def _temporary_history(messages: object) -> list[dict[str, str]]:
+    """Check a temporary chat's turns (``[{"role": "user"|"assistant", "content": str}]``,
+    oldest first) and return them cleaned. They alternate, starting and ending with the
+    person's; each question follows the limits of a sent message, each reply may be up to
+    ``TEMPORARY_REPLY_CHARS_FACTOR`` times longer. ValidationError naming the turn
+    (numbered from 1) otherwise."""
+    if not isinstance(messages, list) or not messages:
+        raise ValidationError(_("There is no message to answer yet."))
+    if len(messages) > TEMPORARY_MAX_MESSAGES:
+        raise ValidationError(
+            _(
+                "This temporary chat is too long (%(count)d messages; the limit is %(limit)d). "
+                "Start a new temporary chat."
+            )
+            % {"count": len(messages), "limit": TEMPORARY_MAX_MESSAGES}
+        )
+    reply_limit = settings.CHAT_MAX_MESSAGE_CHARS * TEMPORARY_REPLY_CHARS_FACTOR
+    history: list[dict[str, str]] = []
+    for number, message in enumerate(messages, 1):
+        expected = "user" if number % 2 else "assistant"
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role not in ("user", "assistant") or not isinstance(content, str):
+            raise ValidationError(
+                _(
+                    "Message %(number)d is not a message: each needs a role (user or "
+                    "assistant) and its text as content."
+                )
+                % {"number": number}
+            )
+        if role != expected:
+            wrong = (
+                _("Message %(number)d should be yours")
+                if expected == "user"
+                else _("Message %(number)d should be the model's reply")
+            )
+            raise ValidationError(
+                _("%(wrong)s: the messages must alternate, starting and ending with yours.")
+                % {"wrong": wrong % {"number": number}}
+            )
+        if role == "user":
+            try:
+                content = _clean_content(content)
+            except ValidationError as e:
+                raise ValidationError(
+                    _("Message %(number)d: %(reason)s")
+                    % {"number": number, "reason": " ".join(e.messages)}
+                ) from None
+        else:
+            content = storable_text(content)
+            if not content.strip():
+                raise ValidationError(
+                    _("Message %(number)d: the reply is empty.") % {"number": number}
+                )
+            if len(content) > reply_limit:
+                raise ValidationError(
+                    _(
+                        "Message %(number)d: the reply is too long (%(length)d characters; "
+                        "the limit is %(limit)d)."
+                    )
+                    % {"number": number, "length": len(content), "limit": reply_limit}
+                )
+        history.append({"role": role, "content": content})
+    if history[-1]["role"] != "user":
+        raise ValidationError(_("The last message must be yours: there is nothing to answer."))
+    return history
+
+
+def reply_prepare_temporary(
+    *,
+    owner: AbstractBaseUser,
+    messages: object,
+    provider: str = "",
+    model: str = "",
+    show_detail: bool = False,
+    system_prompt: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    reasoning_effort: str | None = None,
+    thinking_budget: int | None = None,
+) -> PreparedReply:
+    """A reply in a temporary chat: ``messages`` is the whole chat so far as the page keeps
+    it (see ``_temporary_history``), the last one the question. Checked like a sent message
+    (the provider and model, the person's access rules, the sizes, the settings), fitted
+    to the model's context (the oldest turns left out, ``trimmed`` says how many), and the
+    person's budgets hold its place (``BudgetExceeded``, a ValidationError, when a limit is
+    reached). Writes nothing but that hold: the result is a ``PreparedReply`` with
+    ``store=False`` (no conversation, no message rows; ``reply_id`` is a negative run
+    number), which the hub runs like an API call. ValidationError with the reason when
+    anything is refused."""
+    provider = provider or settings.CHAT_DEFAULT_PROVIDER or "local"
+    provider_obj, model = _usable_model(provider, model, new_chat=True)
+    reason = model_access_for(user=owner).reason(provider, model)
+    if reason:
+        raise ValidationError(reason)
+    history = _temporary_history(messages)
+    if not isinstance(system_prompt, str):
+        raise ValidationError(_("The system prompt must be text."))
+    try:
+        options = ChatOptions(
+            system_prompt=storable_text(system_prompt),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            reasoning_effort=reasoning_effort or None,
+            thinking_budget=thinking_budget,
+        )
+    except ProviderError as e:
+        raise ValidationError(e.message) from e
+    context = provider_obj.context_window(model)
+    history, trimmed = history_fit(
+        history,
+        context_tokens=context,
+        reserve_tokens=options.max_tokens or min(1024, context // 4),
+        system_prompt=options.system_prompt,
+    )
+    reservation = budget_reserve(
+        user=owner,
+        provider=provider,
+        model=model,
+        input_tokens=history_tokens(history),
+        max_output_tokens=options.max_tokens,
+    )
+    return PreparedReply(
+        conversation_id=0,
+        user_message_id=0,
+        reply_id=unstored_run_number(),
+        provider=provider,
+        model=model,
+        options=options,
+        history=history,
+        trimmed=trimmed,
+        label=provider_obj.label,
+        show_detail=show_detail,
+        store=False,
+        budget_reservation_id=reservation.id,
+        user_id=owner.pk,
+    )
 
 
 def reply_expire_stale(*, conversation_id: int) -> int:

@@ -16,7 +16,9 @@ Run events, the domain language: ``RunStarted``; then ``TextDelta`` and
 ``RunFinished`` (the provider ended it: complete or incomplete, with its finish reason),
 ``RunFailed`` (an error, the person's sentence and the operator's detail) or
 ``RunStopped`` (Stop, a server restart or the server's time limit ended it). An event's
-sequence number is its position in the log, from 1.
+sequence number is its position in the log, from 1. Before the first piece, a
+``RunFallback`` says another model answers because the chosen one failed (see
+``fallback.py``); the run's ``provider``/``model`` are then that model's.
 
 The run also measures how long the model thought (``reasoning_ms``: from its first
 reasoning piece to the first text piece after it, or to the end when no text came); the
@@ -51,6 +53,7 @@ from ..providers import (
     Usage,
     get_provider,
 )
+from .fallback import FALLBACK_KINDS, FallbackHop, fallback_note
 from .persistence import db_step, outcome_of, save_outcome_patiently
 
 if TYPE_CHECKING:
@@ -126,7 +129,28 @@ class RunStopped:
     reasoning_ms: int | None = None  # as in RunFinished
 
 
-RunEvent = RunStarted | TextDelta | ReasoningDelta | Usage | RunFinished | RunFailed | RunStopped
+@dataclass(frozen=True, slots=True)
+class RunFallback:
+    """The model failed before its first token and another one answers instead:
+    ``provider``/``model`` (``label``: its provider's name in the menu); ``note`` is the
+    sentence for people (which models failed and why)."""
+
+    provider: str
+    model: str
+    label: str
+    note: str
+
+
+RunEvent = (
+    RunStarted
+    | RunFallback
+    | TextDelta
+    | ReasoningDelta
+    | Usage
+    | RunFinished
+    | RunFailed
+    | RunStopped
+)
 TERMINAL_EVENTS = (RunFinished, RunFailed, RunStopped)
 
 
@@ -168,6 +192,10 @@ class ReplyRun:
             [prepared.prefix_reasoning] if prepared.prefix_reasoning else []
         )
         self._label = prepared.label  # the provider's label once it is known
+        # The model answering: the chosen one, or the fallback that took over from it.
+        self.provider, self.model = prepared.provider, prepared.model
+        # The models that failed before it (fallback), as saved on the reply.
+        self.fallback: list[dict[str, str]] = []
         self._usage: Usage | None = None
         self.started_at = time.monotonic()
         self._first_token_at: float | None = None
@@ -277,54 +305,30 @@ class ReplyRun:
                 raise asyncio.CancelledError
             provider = get_provider(prepared.provider)
             self._label = prepared.label or provider.label
-            finish: Finish | None = None
-            checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
-            last_checkpoint = self.started_at
-            text, reasoning = self._text, self._reasoning
-            thinking = False  # reasoning came and no text after it yet
-            stream = provider.stream(prepared.history, prepared.model, prepared.options)
+            hops = prepared.fallbacks
             async with limit:
-                async for item in stream:
-                    kind = type(item)
-                    if kind is TextDelta:
-                        piece = item.text
-                        if type(piece) is not str:
-                            raise TypeError(f"text delta is {type(piece).__name__}, not str")
-                        now = time.monotonic()
-                        if self._first_token_at is None:
-                            self._first_token_at = now
-                        if thinking:
-                            thinking = False
-                            self._reasoning_ms = _ms(now - self._reasoning_started)  # type: ignore[operator]
-                        clean = storable_text(piece)
-                        text.append(clean)
-                        self._append(item if clean is piece else TextDelta(clean))
-                        if now - last_checkpoint >= checkpoint_every and prepared.store:
-                            last_checkpoint = now
-                            self._hub.checkpoints.save_later(self.reply_id, "".join(text))
-                    elif kind is ReasoningDelta:
-                        piece = item.text
-                        if type(piece) is not str:
-                            raise TypeError(f"reasoning delta is {type(piece).__name__}, not str")
-                        if self._reasoning_started is None:
-                            self._reasoning_started = time.monotonic()
-                            thinking = True
-                            if self._first_token_at is None:
-                                self._first_token_at = self._reasoning_started
-                        clean = storable_text(piece)
-                        reasoning.append(clean)
-                        self._append(item if clean is piece else ReasoningDelta(clean))
-                    elif kind is Usage:
-                        if prepared.prefix_output_tokens:  # Continue: the whole reply's
-                            item = Usage(
-                                item.input_tokens,
-                                item.output_tokens + prepared.prefix_output_tokens,
-                                item.reasoning_tokens,
-                            )
-                        self._usage = item
-                        self._append(item)
-                    elif kind is Finish:
-                        finish = item
+                for index in range(len(hops) + 1):
+                    hop = hops[index - 1] if index else None
+                    if hop is not None:
+                        provider = get_provider(hop.provider)
+                    history = (hop.history if hop else None) or prepared.history
+                    stream = provider.stream(history, self.model, prepared.options)
+                    try:
+                        finish = await self._consume(stream)
+                    except ProviderError as error:
+                        # Before the first token only: another model answers.
+                        if (
+                            index < len(hops)
+                            and self._first_token_at is None
+                            and error.kind in FALLBACK_KINDS
+                        ):
+                            with contextlib.suppress(BaseException):
+                                await asyncio.wait_for(stream.aclose(), 5)
+                            stream = None
+                            self._fall_back(hops[index], error)
+                            continue
+                        raise
+                    break
             self._closing = True
             await self._finish(finish)
         except asyncio.CancelledError:
@@ -343,7 +347,7 @@ class ReplyRun:
         except ProviderError as error:
             self._closing = True
             self._log_failure(str(error.kind), error.user_message)
-            message = error_for_person(error, label=self._label, model=prepared.model)
+            message = error_for_person(error, label=self._label, model=self.model)
             await self._fail(message, str(error.kind), error.user_message)
         except Exception as exc:
             # A bug of ours or an event we cannot handle: end the reply as an error with
@@ -360,6 +364,76 @@ class ReplyRun:
             self.ended = True
             self._wake()
             self._hub.forget(self)
+
+    async def _consume(self, stream: Any) -> Finish | None:
+        """Log the provider stream's pieces as run events (text cleaned, checkpoints
+        queued, thinking timed) until it ends; its ``Finish`` (None: it sent none).
+        Raises what the provider raises."""
+        prepared = self.prepared
+        finish: Finish | None = None
+        checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
+        last_checkpoint = self.started_at
+        text, reasoning = self._text, self._reasoning
+        thinking = False  # reasoning came and no text after it yet
+        async for item in stream:
+            kind = type(item)
+            if kind is TextDelta:
+                piece = item.text
+                if type(piece) is not str:
+                    raise TypeError(f"text delta is {type(piece).__name__}, not str")
+                now = time.monotonic()
+                if self._first_token_at is None:
+                    self._first_token_at = now
+                if thinking:
+                    thinking = False
+                    self._reasoning_ms = _ms(now - self._reasoning_started)  # type: ignore[operator]
+                clean = storable_text(piece)
+                text.append(clean)
+                self._append(item if clean is piece else TextDelta(clean))
+                if now - last_checkpoint >= checkpoint_every and prepared.store:
+                    last_checkpoint = now
+                    self._hub.checkpoints.save_later(self.reply_id, "".join(text))
+            elif kind is ReasoningDelta:
+                piece = item.text
+                if type(piece) is not str:
+                    raise TypeError(f"reasoning delta is {type(piece).__name__}, not str")
+                if self._reasoning_started is None:
+                    self._reasoning_started = time.monotonic()
+                    thinking = True
+                    if self._first_token_at is None:
+                        self._first_token_at = self._reasoning_started
+                clean = storable_text(piece)
+                reasoning.append(clean)
+                self._append(item if clean is piece else ReasoningDelta(clean))
+            elif kind is Usage:
+                if prepared.prefix_output_tokens:  # Continue: the whole reply's
+                    item = Usage(
+                        item.input_tokens,
+                        item.output_tokens + prepared.prefix_output_tokens,
+                        item.reasoning_tokens,
+                    )
+                self._usage = item
+                self._append(item)
+            elif kind is Finish:
+                finish = item
+        return finish
+
+    def _fall_back(self, hop: FallbackHop, error: ProviderError) -> None:
+        """The model failed before its first token with ``error``: ``hop`` answers
+        instead. Recorded on the run (``fallback``, saved on the reply) and logged as
+        ``RunFallback`` for followers."""
+        self._log_failure(f"{error.kind}, falling back to {hop.provider}/{hop.model}", str(error))
+        self.fallback.append({"provider": self.provider, "model": self.model, "kind": error.kind})
+        self._usage = None
+        self.provider, self.model, self._label = hop.provider, hop.model, hop.label
+        self._append(
+            RunFallback(
+                provider=hop.provider,
+                model=hop.model,
+                label=hop.label,
+                note=fallback_note(self.fallback, model=hop.model),
+            )
+        )
 
     # --- endings -----------------------------------------------------------------------
 
@@ -398,6 +472,11 @@ class ReplyRun:
                 if self._reasoning_ms is not None or not self.prepared.prefix
                 else self.prepared.prefix_reasoning_ms
             ),
+            **(
+                {"answered_by": (self.provider, self.model), "fallback": self.fallback}
+                if self.fallback
+                else {}
+            ),
             **outcome,
         )
 
@@ -413,8 +492,8 @@ class ReplyRun:
             await db_step(budget_settle)(
                 reservation_id=prepared.budget_reservation_id,
                 user_id=prepared.user_id,
-                provider=prepared.provider,
-                model=prepared.model,
+                provider=self.provider,
+                model=self.model,
                 input_tokens=usage.input_tokens if usage else None,
                 output_tokens=usage.output_tokens if usage else None,
                 reasoning_tokens=usage.reasoning_tokens if usage else None,
@@ -543,8 +622,8 @@ class ReplyRun:
             logging.ERROR if exc is not None else logging.WARNING,
             "reply %s failed: provider=%s model=%s kind=%s conversation=%s: %s",
             prepared.reply_id,
-            prepared.provider,
-            prepared.model,
+            self.provider,
+            self.model,
             kind,
             prepared.conversation_id,
             detail,

@@ -136,3 +136,25 @@ def test_prices_are_cached_but_a_saved_price_applies_at_once(
     )
 
     assert price_for("openai", "gpt-4o") == Price(Decimal(1), Decimal(1), "admin")
+
+
+def test_the_hub_loads_the_price_data_before_the_first_reply(monkeypatch) -> None:
+    """Starting the reply hub loads genai-prices in a worker thread, once per process,
+    so the first reply's metering does not wait for it."""
+    import asyncio
+
+    from chat.services.hub import ReplyHub
+    from usage import prices
+
+    calls: list[str] = []
+    monkeypatch.setattr(prices, "_warmed", False)
+    monkeypatch.setattr(prices, "package_price", lambda p, m: calls.append(f"{p}/{m}"))
+
+    async def boot() -> None:
+        ReplyHub().start()
+        await asyncio.sleep(0.05)
+        ReplyHub().start()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(boot())
+    assert calls == ["openai/gpt-4o-mini"]

@@ -125,6 +125,14 @@ export function setTrimmed(article, note) {
   el.hidden = !note;
 }
 
+/** "Answered by gpt-4o-mini: claude-… was unavailable." (worded by the server) */
+export function setFallback(article, note) {
+  const el = article.querySelector("[data-fallback]");
+  if (!el) return;
+  el.textContent = note || "";
+  el.hidden = !note;
+}
+
 export function setReplyNotice(article, notice) {
   const el = article.querySelector("[data-notice]");
   el.textContent = notice || "";

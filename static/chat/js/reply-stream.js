@@ -9,7 +9,8 @@
 //     comes first, with after=N the events after event N. Every event has an id (the
 //     run's sequence number); an event whose id was already applied is skipped, so no
 //     text is lost or shown twice whatever the reconnections.
-// Events (chat/services, the chat SSE encoder): start, snapshot, delta {text},
+// Events (chat/services, the chat SSE encoder): start, snapshot, fallback {provider,
+// model, note} (another model answers), delta {text},
 // reasoning {text}, done {status, html, reasoning_ms, ...}, error {message, partial_html, ...}.
 //
 // The model's reasoning goes into a collapsed block above the answer whose summary counts
@@ -26,6 +27,7 @@ import {
   replyContent,
   setReasoning,
   setReasoningSummary,
+  setFallback,
   setReplyActions,
   setReplyError,
   setReplyHtml,
@@ -281,6 +283,7 @@ export class ReplyStream {
       this.text = data.text || "";
       this.reasoning = data.reasoning || "";
       setReplyModel(article, data.provider, data.model);
+      setFallback(article, data.fallback_note);
       const ms = data.reasoning_ms ?? null;
       this.stopThinking();
       this.thought = Boolean(this.reasoning);
@@ -289,6 +292,11 @@ export class ReplyStream {
       setReasoning(article, this.reasoning, this.reasoningSummary());
       setTextDirection(article, this.text);
       this.live.set(this.text);
+    } else if (event === "fallback") {
+      // The chosen model failed before answering: another one answers instead.
+      setReplyModel(article, data.provider, data.model);
+      setFallback(article, data.note);
+      this.hooks.fallback?.(this, data);
     } else if (event === "delta") {
       if (this.thinkingSince !== null) this.answerStarted();
       this.text += data.text;
