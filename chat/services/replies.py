@@ -91,6 +91,9 @@ class PreparedReply:
     # The models that answer instead, in order, when this one fails before its first
     # token (``fallback.py``): already checked for this person and these files.
     fallbacks: tuple[FallbackHop, ...] = ()
+    # Where the reply was asked for, as usage records say: "chat" (the chat page, a
+    # temporary chat too) or "api"; "" means "chat" when stored, else "api".
+    source: str = ""
 
 
 # Replies that go back to a model as context: what the person saw as an answer. A reply
@@ -830,6 +833,7 @@ def reply_prepare_temporary(
         label=provider_obj.label,
         show_detail=show_detail,
         store=False,
+        source="chat",
         budget_reservation_id=reservation.id,
         user_id=owner.pk,
     )

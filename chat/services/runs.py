@@ -500,7 +500,7 @@ class ReplyRun:
                 ttft_ms=self.time_to_first_token_ms,
                 duration_ms=_ms(time.monotonic() - self.started_at),
                 outcome=outcome_from_reply(status, finish_reason),
-                source="chat" if prepared.store else "api",
+                source=prepared.source or ("chat" if prepared.store else "api"),
                 api_key_id=prepared.api_key_id,
                 reply_id=self.reply_id if prepared.store else None,
             )
