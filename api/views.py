@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
 from access.services import afallback_chains, amodel_access_for
@@ -71,8 +72,10 @@ async def _authenticate(request: HttpRequest) -> Any:
     if scheme.lower() != "bearer" or not raw.strip():
         return _error(
             401,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'; "
-            "make one on your account's API keys page.",
+            gettext(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'; "
+                "make one on your account's API keys page."
+            ),
         )
 
     def check() -> Any:
@@ -84,7 +87,9 @@ async def _authenticate(request: HttpRequest) -> Any:
     key = await sync_to_async(check, thread_sensitive=False)()
     if key is None:
         return _error(
-            401, "Incorrect, revoked or expired API key provided.", code="invalid_api_key"
+            401,
+            gettext("Incorrect, revoked or expired API key provided."),
+            code="invalid_api_key",
         )
     return key
 
@@ -93,7 +98,7 @@ async def _authenticate(request: HttpRequest) -> Any:
 async def models_list(request: HttpRequest) -> HttpResponseBase:
     """Every model the key's owner may use, as OpenAI's model list (``provider/model``)."""
     if request.method != "GET":
-        return _error(405, "Use GET for /v1/models.")
+        return _error(405, gettext("Use GET for /v1/models."))
     key = await _authenticate(request)
     if isinstance(key, HttpResponseBase):
         return key
@@ -114,21 +119,32 @@ class _Refused(Exception):
 
 
 def _options(body: dict[str, Any]) -> ChatOptions:
+    """The ``ChatOptions`` of a Chat Completions request body: ``temperature``,
+    ``max_completion_tokens`` (or ``max_tokens``), ``reasoning_effort`` and ``stop``
+    (OpenAI's shape: a string or a list of up to 4 strings; null, "" and [] mean none;
+    a model that refuses stop sequences is sent none: ``unsupported_options``).
+    Raises _Refused with a 400 ``invalid_request_error`` (``param`` "stop" for a bad
+    ``stop``) for a bad value, ``n`` > 1 or tools."""
     for field in ("n",):
         if body.get(field) not in (None, 1):
-            raise _Refused(_error(400, f"Only {field}=1 is supported.", param=field))
-    if body.get("stop") not in (None, [], ""):
-        raise _Refused(
-            _error(400, "Stop sequences are not supported by this server yet.", param="stop")
-        )
+            message = gettext("Only %(field)s=1 is supported.") % {"field": field}
+            raise _Refused(_error(400, message, param=field))
     if body.get("tools") or body.get("functions"):
-        raise _Refused(_error(400, "Tools are not supported by this server yet.", param="tools"))
+        raise _Refused(
+            _error(400, gettext("Tools are not supported by this server yet."), param="tools")
+        )
+    stop = body.get("stop")
+    try:
+        stop_sequences = ChatOptions(stop=stop).stop if stop not in (None, "") else ()
+    except ProviderError as e:
+        raise _Refused(_error(400, e.message, param="stop")) from e
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     try:
         return ChatOptions(
             temperature=body.get("temperature"),
             max_tokens=max_tokens,
             reasoning_effort=body.get("reasoning_effort"),
+            stop=stop_sequences,
         )
     except ProviderError as e:
         raise _Refused(_error(400, e.message)) from e
@@ -155,15 +171,18 @@ def _prepare(
         raise _Refused(
             _error(
                 400,
-                "model must be named provider/model, for example openai/gpt-4o-mini; "
-                "GET /v1/models lists them.",
+                gettext(
+                    "model must be named provider/model, for example openai/gpt-4o-mini; "
+                    "GET /v1/models lists them."
+                ),
                 param="model",
             )
         )
     provider_name, _, model = name.partition("/")
     missing = _error(
         404,
-        f"The model '{name}' does not exist or you do not have access to it.",
+        gettext("The model '%(name)s' does not exist or you do not have access to it.")
+        % {"name": name},
         code="model_not_found",
         param="model",
     )
@@ -217,16 +236,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     it, an ``error`` event ends the stream. A client that goes away stops the run (the
     upstream request is cancelled)."""
     if request.method != "POST":
-        return _error(405, "Use POST for /v1/chat/completions.")
+        return _error(405, gettext("Use POST for /v1/chat/completions."))
     key = await _authenticate(request)
     if isinstance(key, HttpResponseBase):
         return key
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "We could not parse the JSON body of your request.")
+        return _error(400, gettext("We could not parse the JSON body of your request."))
     if not isinstance(body, dict):
-        return _error(400, "The request body must be a JSON object.")
+        return _error(400, gettext("The request body must be a JSON object."))
     access = await amodel_access_for(user=key.user)
     try:
         prepared = _prepare(body, key, access, await afallback_chains())
@@ -240,7 +259,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         run = hub.start_run(prepared)
     except services.ShuttingDown:
         await services.db_step(budget_release)(reservation_id=prepared.budget_reservation_id)
-        return _error(503, "The server is restarting. Try again in a moment.", type_="server_error")
+        return _error(
+            503,
+            gettext("The server is restarting. Try again in a moment."),
+            type_="server_error",
+        )
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     # Wait for the first piece (or the end): a failure before it is a plain HTTP error.
     # A fallback before it changes the model that answers (named in the response).

@@ -38,6 +38,7 @@ from .base_provider import (
     TextDelta,
     UnavailableError,
     Usage,
+    gettext,
 )
 from .google_provider import GoogleProvider
 from .local_provider import LocalProvider
@@ -162,7 +163,12 @@ def list_providers() -> list[ProviderStatus]:
             statuses.append(get_provider(name).status())
         except Exception as e:  # a broken third-party provider must not hide the others
             statuses.append(
-                ProviderStatus(name, name, False, reason=f"failed to start: {type(e).__name__}")
+                ProviderStatus(
+                    name,
+                    name,
+                    False,
+                    reason=gettext("failed to start: %(error)s") % {"error": type(e).__name__},
+                )
             )
     return statuses
 

@@ -185,9 +185,13 @@ def _build_request(
       exceed the budget: ``max_tokens`` becomes the budget plus the reply's own room
       (``options.max_tokens``, else ``DEFAULT_MAX_TOKENS``);
     * ``options.reasoning_effort`` (where the model takes one) is
-      ``output_config={"effort": ...}``, "minimal" as "low".
+      ``output_config={"effort": ...}``, "minimal" as "low";
+    * ``options.stop`` is ``stop_sequences``; a reply that ends at one has the
+      ``stop_reason`` "stop_sequence", a normal stop (``_FINISH_REASONS``).
 
-    Raises BadRequestError when no turn has text."""
+    Raises BadRequestError when no turn has text, or for a stop sequence made only of
+    whitespace ("\n"), which the API refuses ("each stop sequence must contain
+    non-whitespace")."""
     facts = facts or {}
     system, turns = _map_messages(messages, options.system_prompt)
     if not turns:
@@ -205,6 +209,12 @@ def _build_request(
         request["max_tokens"] = budget + (options.max_tokens or DEFAULT_MAX_TOKENS)
     if options.reasoning_effort is not None and takes_effort(model, facts):
         request["output_config"] = {"effort": _EFFORTS[options.reasoning_effort]}
+    if options.stop:
+        if any(not sequence.strip() for sequence in options.stop):
+            raise BadRequestError(
+                "Claude takes no stop sequence made only of whitespace (such as a line break)"
+            )
+        request["stop_sequences"] = list(options.stop)
     return request
 
 

@@ -144,6 +144,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+def gettext(message: str) -> str:
+    """``message`` in the active language (Django's ``gettext``), for what people are
+    shown (a provider's status in the model menu); unchanged when Django is not set up
+    (a provider used on its own, outside the app, or before the apps are loaded)."""
+    from django.apps import apps
+    from django.conf import settings
+
+    if not (settings.configured and apps.ready):
+        return message
+    from django.utils.translation import gettext as translate
+
+    return translate(message)
+
+
 # --- The base class ---------------------------------------------------------------------
 
 
@@ -280,8 +295,6 @@ class BaseProvider:
         sends them. Keys: ``"temperature"``, ``"reasoning_effort"``,
         ``"thinking_budget"``. Default: temperature is taken, the reasoning options are
         not (a provider that maps them says so by overriding this)."""
-        from django.utils.translation import gettext
-
         reason = gettext("%(provider)s does not take this setting") % {"provider": self.label}
         return dict.fromkeys(REASONING_OPTIONS, reason)
 
@@ -465,7 +478,8 @@ class BaseProvider:
                 self.name,
                 self.label,
                 False,
-                reason=f"Python package missing: {', '.join(missing)}",
+                reason=gettext("Python package missing: %(packages)s")
+                % {"packages": ", ".join(missing)},
                 hint=self.install_hint or f"pip install {' '.join(missing)}",
             )
         if self.requires_api_key and not self.api_key:
@@ -473,15 +487,18 @@ class BaseProvider:
                 self.name,
                 self.label,
                 False,
-                reason="no API key",
-                hint=f"set {self._api_key_setting_name()} in .env and restart",
+                reason=gettext("no API key"),
+                hint=gettext("set %(setting)s in .env and restart")
+                % {"setting": self._api_key_setting_name()},
             )
         try:
             ok = self.validate_config()
         except Exception:
             ok = False
         if not ok:
-            return ProviderStatus(self.name, self.label, False, reason="configuration is invalid")
+            return ProviderStatus(
+                self.name, self.label, False, reason=gettext("configuration is invalid")
+            )
         return ProviderStatus(self.name, self.label, True)
 
     @classmethod

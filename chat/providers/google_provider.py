@@ -205,6 +205,10 @@ def _build_request(
         config["temperature"] = float(options.temperature)
     if options.max_tokens is not None:
         config["max_output_tokens"] = options.max_tokens
+    if options.stop:
+        # GenerateContentConfig.stop_sequences (up to 5); a reply ended by one has the
+        # finish reason STOP, a normal stop.
+        config["stop_sequences"] = list(options.stop)
     thinking = _thinking_config(model, options, facts)
     if thinking is not None:
         config["thinking_config"] = thinking

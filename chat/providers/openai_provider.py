@@ -81,6 +81,7 @@ from .base_provider import (
     Usage,
     clean_upstream_message,
     error_for_status,
+    gettext,
     is_blank,
     merge_consecutive,
     split_system,
@@ -156,6 +157,14 @@ def accepts_temperature(model: str) -> bool:
     """False for OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...), which reject any
     temperature but their default; ``gpt-5-chat-latest`` takes one."""
     return not _FIXED_TEMPERATURE.match(model.lower().removeprefix("ft:"))
+
+
+def accepts_stop(model: str) -> bool:
+    """False for OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...), which answer
+    "Unsupported parameter: 'stop' is not supported with this model" (the SDK's own
+    docs: "Not supported with latest reasoning models o3 and o4-mini"); the same models
+    as ``accepts_temperature``, so ``gpt-5-chat-latest`` takes stop sequences."""
+    return accepts_temperature(model)
 
 
 def alternating_history(
@@ -264,8 +273,9 @@ class OpenAIProvider(BaseProvider):
         self, messages: Sequence[Mapping[str, Any]], model: str, options: ChatOptions
     ) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create``. Options a model does
-        not take (``unsupported_options``) are left out. Raises BadRequestError when the
-        history holds nothing to answer (only blank turns)."""
+        not take (``unsupported_options``: a reasoning model's temperature and stop
+        sequences...) are left out; stop sequences go as the ``stop`` list. Raises
+        BadRequestError when the history holds nothing to answer (only blank turns)."""
         mapped = self._map_messages(messages, options.system_prompt)
         if not any(message["role"] != "system" for message in mapped):
             raise BadRequestError("there is no message to answer", provider=self.label)
@@ -279,6 +289,8 @@ class OpenAIProvider(BaseProvider):
             request["temperature"] = options.temperature
         if options.max_tokens is not None:
             request[self.max_tokens_param] = options.max_tokens
+        if options.stop and self._accepts_stop(model):
+            request["stop"] = list(options.stop)
         effort = self._reasoning_effort(model, options.reasoning_effort)
         if effort is not None:
             request["reasoning_effort"] = effort
@@ -286,6 +298,9 @@ class OpenAIProvider(BaseProvider):
 
     def _accepts_temperature(self, model: str) -> bool:
         return accepts_temperature(model)
+
+    def _accepts_stop(self, model: str) -> bool:
+        return accepts_stop(model)
 
     def _reasoning_effort(self, model: str, effort: str | None) -> str | None:
         """The ``reasoning_effort`` to send, None for none. Only OpenAI's reasoning
@@ -308,10 +323,9 @@ class OpenAIProvider(BaseProvider):
         return lookup(OPENAI_MODELS, model)
 
     def unsupported_options(self, model: str) -> dict[str, str]:
-        """Reasoning models (o-series, GPT-5) take no temperature but a reasoning
-        effort; the others the reverse. No OpenAI model takes a thinking budget."""
-        from django.utils.translation import gettext
-
+        """Reasoning models (o-series, GPT-5) take no temperature and no stop
+        sequences but a reasoning effort; the others the reverse. No OpenAI model takes
+        a thinking budget."""
         unsupported = {
             "thinking_budget": gettext(
                 "OpenAI models take a reasoning effort, not a thinking budget"
@@ -319,6 +333,8 @@ class OpenAIProvider(BaseProvider):
         }
         if not self._accepts_temperature(model):
             unsupported["temperature"] = gettext("reasoning models use a fixed temperature")
+        if not self._accepts_stop(model):
+            unsupported["stop"] = gettext("reasoning models take no stop sequences")
         if not self.capabilities(model).reasoning:
             unsupported["reasoning_effort"] = gettext("this model does not reason")
         return unsupported
@@ -853,6 +869,9 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def _accepts_temperature(self, model: str) -> bool:
         return True  # a compatible server's own business
 
+    def _accepts_stop(self, model: str) -> bool:
+        return True  # as the temperature: the server decides
+
     def _reasoning_effort(self, model: str, effort: str | None) -> str | None:
         # Sent as given: Ollama, vLLM, Groq, OpenRouter and others read it for their
         # reasoning models; a server that does not answers with its own error.
@@ -864,10 +883,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
         return UNKNOWN
 
     def unsupported_options(self, model: str) -> dict[str, str]:
-        """Temperature and reasoning effort go to the server as given; a thinking
-        budget has no field in the Chat Completions API."""
-        from django.utils.translation import gettext
-
+        """Temperature, stop sequences and reasoning effort go to the server as given;
+        a thinking budget has no field in the Chat Completions API."""
         return {
             "thinking_budget": gettext(
                 "OpenAI-compatible servers take a reasoning effort, not a thinking budget"
@@ -895,7 +912,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
                 self.name,
                 self.label,
                 False,
-                reason="no base URL",
-                hint=f"set {self._setting_prefix}_BASE_URL",
+                reason=gettext("no base URL"),
+                hint=gettext("set %(setting)s") % {"setting": f"{self._setting_prefix}_BASE_URL"},
             )
         return super().status()

@@ -938,3 +938,36 @@ def test_capabilities_table_covers_claude_generations():
     assert provider.capabilities("claude-opus-4-1") == ModelCapabilities(True, True, True)
     assert provider.capabilities("claude-2.1") == ModelCapabilities(False, False, False)
     assert "thinking_budget" in provider.unsupported_options("claude-3-5-haiku-20241022")
+
+
+# --- Stop sequences ---------------------------------------------------------------------
+
+
+async def test_stop_sequences_go_as_stop_sequences_and_end_as_a_complete_reply(upstream):
+    events = fake.stream_events(["1, 2, 3"], stop_reason="stop_sequence")
+    # What the API says when a stop sequence ended the reply: which one.
+    events = [
+        e.replace(b'"stop_sequence": null', b'"stop_sequence": "END"')
+        if isinstance(e, bytes) and b"message_delta" in e
+        else e
+        for e in events
+    ]
+    upstream.add("POST", fake.MESSAGES_PATH, StreamResponse(events))
+    received = await collect(make_provider(upstream), options=ChatOptions(stop=("END", "##")))
+    assert upstream.requests[0].json()["stop_sequences"] == ["END", "##"]
+    assert text_of(received) == "1, 2, 3"
+    assert received[-1] == Finish("stop")
+
+
+async def test_no_stop_sequences_sends_no_field(upstream):
+    upstream.add("POST", fake.MESSAGES_PATH, fake.stream_response(["Hi"]))
+    await collect(make_provider(upstream))
+    assert "stop_sequences" not in upstream.requests[0].json()
+
+
+async def test_a_whitespace_stop_sequence_is_refused_before_any_request(upstream):
+    provider = make_provider(upstream)
+    with pytest.raises(BadRequestError) as refused:
+        await collect(provider, options=ChatOptions(stop=("END", "\n")))
+    assert "whitespace" in refused.value.user_message
+    assert upstream.requests == []

@@ -432,3 +432,39 @@ async def test_known_models_are_unknown_when_only_defaults_could_be_had() -> Non
     provider = Failing([])
     assert await provider.list_models() == ["default-1"]
     assert provider.known_models() is None
+
+
+# --- stop sequences -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stop", "kept"),
+    [
+        ("END", ("END",)),
+        (["END", "\n"], ("END", "\n")),
+        (("a", "b", "c", "d"), ("a", "b", "c", "d")),
+    ],
+)
+def test_options_keep_stop_sequences_as_a_tuple(stop: Any, kept: tuple[str, ...]) -> None:
+    assert ChatOptions(stop=stop).stop == kept
+    assert ChatOptions().stop == ()
+
+
+@pytest.mark.parametrize(
+    ("stop", "words"),
+    [
+        (["a", "b", "c", "d", "e"], "at most 4 stop sequences"),
+        ([""], "must not be empty"),
+        ("", "must not be empty"),
+        (["x" * 201], "at most 200 characters"),
+        ([b"END"], "a string or a list of strings"),
+        (7, "a string or a list of strings"),
+    ],
+)
+def test_options_reject_bad_stop_sequences(stop: Any, words: str) -> None:
+    with pytest.raises(BadRequestError, match=words):
+        ChatOptions(stop=stop)
+
+
+def test_options_from_kwargs_take_stop_sequences() -> None:
+    assert ChatOptions.from_kwargs(stop=["END"]).stop == ("END",)

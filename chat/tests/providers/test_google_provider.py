@@ -952,3 +952,21 @@ def test_gemini_2_5_takes_a_budget_but_no_effort(provider):
 
 async def collect_model(provider: GoogleProvider, model: str, options: ChatOptions) -> list:
     return [event async for event in provider.stream(HELLO, model, options)]
+
+
+# --- Stop sequences ---------------------------------------------------------------------
+
+
+async def test_stop_sequences_go_in_the_generation_config_and_end_as_a_stop(provider, upstream):
+    gf.reply(upstream, "1, 2, 3", finish_reason="STOP")  # what Gemini says at a stop sequence
+    events = await collect(provider, options=ChatOptions(stop=("END", "\n\n")))
+    config = upstream.requests[0].json()["generationConfig"]
+    assert config["stopSequences"] == ["END", "\n\n"]
+    assert text_of(events) == "1, 2, 3"
+    assert events[-1] == Finish("stop")
+
+
+async def test_no_stop_sequences_sends_none(provider, upstream):
+    gf.reply(upstream, "ok")
+    await collect(provider)
+    assert "stopSequences" not in upstream.requests[0].json()["generationConfig"]

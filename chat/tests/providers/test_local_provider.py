@@ -487,3 +487,24 @@ def test_the_local_model_reads_text_only_and_takes_no_reasoning_settings() -> No
         "reasoning_effort",
         "thinking_budget",
     }
+
+
+# --- Stop sequences ---------------------------------------------------------------------
+
+
+def test_build_request_passes_the_stop_sequences_to_llama_cpp() -> None:
+    request = LocalProvider._build_request(
+        QUESTION, BUNDLED_MODEL_ID, ChatOptions(stop=("END", "\n\n"))
+    )
+    assert request["stop"] == ["END", "\n\n"]
+    assert "stop" not in LocalProvider._build_request(QUESTION, BUNDLED_MODEL_ID, ChatOptions())
+
+
+async def test_a_stop_sequence_ends_the_reply_before_it_as_a_complete_reply() -> None:
+    # Greedy, SmolLM2 counts "1. 1\n2. 2\n..." well past 5 within 60 tokens without it.
+    options = ChatOptions(temperature=0, max_tokens=60, stop=("5",))
+    events = await collect(make_provider(), COUNTING, options)
+
+    text = reply_text(events)
+    assert "4" in text and "5" not in text
+    assert events[-1] == Finish("stop")

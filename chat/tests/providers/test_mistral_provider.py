@@ -807,3 +807,24 @@ def test_map_messages_drops_blank_text_chunks_and_keeps_a_lone_image():
     assert mapped == [
         {"role": "user", "content": [{"type": "image_url", "image_url": media.PNG_URL}]}
     ]
+
+
+# --- Stop sequences ---------------------------------------------------------------------
+
+
+async def test_stop_sequences_go_as_stop_and_end_as_a_complete_reply(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream(["1, 2, 3"], finish_reason="stop"))
+
+    events = await collect(make_provider(upstream), ChatOptions(stop=("END", "\n\n")))
+
+    assert upstream.requests[0].json()["stop"] == ["END", "\n\n"]
+    assert reply_text(events) == "1, 2, 3"
+    assert events[-1] == Finish("stop")
+
+
+async def test_no_stop_sequences_sends_no_stop(upstream):
+    upstream.add("POST", fake.CHAT_PATH, fake.chat_stream())
+
+    await collect(make_provider(upstream))
+
+    assert "stop" not in upstream.requests[0].json()

@@ -1537,7 +1537,7 @@ def test_settings_say_which_options_each_openai_model_takes() -> None:
     provider = OpenAIProvider(KEY)
     reasoning = provider.unsupported_options("o4-mini")
     plain = provider.unsupported_options("gpt-4o-mini")
-    assert set(reasoning) == {"temperature", "thinking_budget"}
+    assert set(reasoning) == {"temperature", "stop", "thinking_budget"}
     assert set(plain) == {"reasoning_effort", "thinking_budget"}
     assert plain["reasoning_effort"] == "this model does not reason"
 
@@ -1545,3 +1545,45 @@ def test_settings_say_which_options_each_openai_model_takes() -> None:
 def test_settings_of_a_compatible_server_disable_only_the_thinking_budget() -> None:
     provider = OpenAICompatibleProvider(base_url="http://127.0.0.1:1/v1", name="ollama")
     assert set(provider.unsupported_options("qwen3:8b")) == {"thinking_budget"}
+
+
+# --- Stop sequences ---------------------------------------------------------------------
+
+
+async def test_stop_sequences_reach_openai_as_the_stop_list(upstream: FakeUpstream) -> None:
+    install_openai_stream(upstream, ["1, 2, 3"], finish_reason="stop")
+    options = ChatOptions(stop=("END", "\n\n"))
+    events = await collect(openai_provider(upstream).stream(HELLO, "gpt-4o-mini", options))
+    assert upstream.requests[0].json()["stop"] == ["END", "\n\n"]
+    assert events[-1] == Finish(FinishReason.STOP)
+
+
+@pytest.mark.parametrize("model", ["o4-mini", "gpt-5-mini"])
+async def test_a_reasoning_model_is_sent_no_stop_and_says_it_takes_none(
+    upstream: FakeUpstream, model: str
+) -> None:
+    install_openai_stream(upstream, ["ok"], model=model)
+    provider = openai_provider(upstream)
+    events = await collect(provider.stream(HELLO, model, ChatOptions(stop=("END",))))
+    assert "stop" not in upstream.requests[0].json()
+    assert events[-1] == Finish(FinishReason.STOP)
+    assert provider.unsupported_options(model)["stop"] == "reasoning models take no stop sequences"
+    assert "stop" not in provider.unsupported_options("gpt-5-chat-latest")
+
+
+async def test_a_compatible_server_gets_the_stop_sequences_as_given(
+    upstream: FakeUpstream,
+) -> None:
+    install_openai_stream(upstream, ["ok"])
+    options = ChatOptions(stop="</answer>")
+    await collect(compatible(upstream).stream(HELLO, "o4-mini", options))
+    assert upstream.requests[0].json()["stop"] == ["</answer>"]
+    assert "stop" not in compatible(upstream).unsupported_options("o4-mini")
+
+
+async def test_a_compatible_servers_stop_sequence_finish_is_a_normal_stop(
+    upstream: FakeUpstream,
+) -> None:
+    install_openai_stream(upstream, ["Hi"], finish_reason="stop_sequence")  # TGI's word
+    events = await collect(compatible(upstream).stream(HELLO, "tgi-model"))
+    assert events[-1] == Finish(FinishReason.STOP, "stop_sequence")
