@@ -15,10 +15,11 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import search
 from .exports import conversations_export_rows, conversations_to_markdown
-from .models import Attachment, Conversation, Message
+from .models import Attachment, Conversation, Folder, Message
 from .providers import PROVIDER_REGISTRY, get_provider
 from .tree import ConversationTree
 
@@ -192,7 +193,9 @@ class AttachmentInline(admin.TabularInline):
         if obj.kind == Attachment.Kind.IMAGE and obj.width:
             return f"{obj.width} × {obj.height} px"
         if obj.kind == Attachment.Kind.PDF and obj.page_count is not None:
-            return str(_("%(count)d pages") % {"count": obj.page_count})
+            return ngettext("%(count)d page", "%(count)d pages", obj.page_count) % {
+                "count": obj.page_count
+            }
         return ""
 
 
@@ -267,6 +270,9 @@ class ConversationAdmin(admin.ModelAdmin):
         "system_prompt",
         "temperature",
         "max_tokens",
+        "folder",
+        "pinned_at",
+        "archived_at",
         "created_at",
         "updated_at",
         "transcript",
@@ -474,3 +480,29 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("owner"))
     def owner(self, obj: Message) -> str:
         return obj.conversation.owner.get_username()
+
+
+@admin.register(Folder)
+class FolderAdmin(admin.ModelAdmin):
+    """People's folders (projects): read-only, like their conversations; deleting one
+    keeps its conversations, outside any folder."""
+
+    list_display = ("name", "owner", "conversation_count", "provider", "model", "created_at")
+    search_fields = ("name", "owner__username")
+    list_select_related = ("owner",)
+    ordering = ("owner", "name_key")
+    fields = ("name", "owner", "system_prompt", "provider", "model", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Folder]:
+        return super().get_queryset(request).annotate(conversation_total=Count("conversations"))
+
+    @admin.display(description=_("conversations"), ordering="conversation_total")
+    def conversation_count(self, obj: Folder) -> int:
+        return obj.conversation_total

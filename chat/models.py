@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -49,12 +51,34 @@ class Conversation(models.Model):
     # conversation's model fails before its first token (None or []: the admin's chain
     # for the model, if any).
     fallback_models = models.JSONField(_("fallback models"), null=True, blank=True)
+    # Folders, pins and the archive (chat/services/folders.py). Nullable without a
+    # default, like the reasoning settings above (SQLite keeps the search triggers).
+    folder = models.ForeignKey(
+        "Folder",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("folder"),
+    )
+    # When the person pinned it (None: not pinned); pinned ones lead the list.
+    pinned_at = models.DateTimeField(_("pinned"), null=True, blank=True)
+    # When the person archived it (None: not archived); archived ones leave the list.
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         ordering = ["-updated_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated")]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated"),
+            # The sidebar's pinned group: a handful of rows, found without a scan.
+            models.Index(
+                fields=["owner", "-pinned_at"],
+                name="conv_owner_pinned",
+                condition=models.Q(pinned_at__isnull=False),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(temperature__isnull=True)
@@ -314,3 +338,70 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Folder(models.Model):
+    """A person's folder (a project) of conversations, with the system prompt and the
+    model each new chat in it starts with (blank: the usual ones). Names are unique per
+    owner whatever their letter case (``name_key``, the name case-folded)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_folders",
+        verbose_name=_("owner"),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    # ``name.casefold()``: the unique key (SQLite's lower() folds ASCII only).
+    name_key = models.CharField(_("name key"), max_length=100, editable=False)
+    system_prompt = models.TextField(_("system prompt"), blank=True)
+    provider = models.CharField(_("default provider"), max_length=64, blank=True)
+    model = models.CharField(_("default model"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("folder")
+        verbose_name_plural = _("folders")
+        ordering = ["name_key", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name_key"], name="folder_owner_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_key = self.key_for(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_key"}
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def key_for(name: str) -> str:
+        """The unique key of a folder named ``name``: case-folded (Unicode), as stored."""
+        return name.casefold()[:100]
+
+    @property
+    def model_choice(self) -> str:
+        """The default model as the model menu names it (``provider::model``), or ""."""
+        return f"{self.provider}::{self.model}" if self.provider and self.model else ""
+
+
+# Each person's folders are cached (chat.selectors.folder_list_for_user: the conversation
+# list shows them on every page). Saving or deleting a folder clears the copy, at once
+# and again when the transaction commits (a page read meanwhile may have cached the old
+# list).
+def folders_cache_key(owner_id: int) -> str:
+    """The cache key of the folder list of user ``owner_id``."""
+    return f"chat:folders:{owner_id}"
+
+
+def _folders_changed(sender: type[Folder], instance: Folder, **kwargs: Any) -> None:
+    key = folders_cache_key(instance.owner_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
+post_save.connect(_folders_changed, sender=Folder, dispatch_uid="chat.folders_changed.save")
+post_delete.connect(_folders_changed, sender=Folder, dispatch_uid="chat.folders_changed.delete")

@@ -5,12 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import (
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.http import Http404
 
 from . import search
-from .models import Attachment, Conversation, Message
+from .models import Attachment, Conversation, Folder, Message, folders_cache_key
 from .snippets import Snippet, snippet
 from .tree import ConversationTree, Siblings
 
@@ -18,18 +28,45 @@ from .tree import ConversationTree, Siblings
 MESSAGE_SEARCH_MIN_CHARS = 3
 
 
+# What the conversation list shows of each conversation.
+_LIST_FIELDS = (
+    "id",
+    "title",
+    "provider",
+    "model",
+    "updated_at",
+    "reply_unseen_at",
+    "folder_id",
+    "pinned_at",
+    "archived_at",
+)
+
+
 def conversation_list_for_user(
-    *, user: AbstractBaseUser, query: str = "", older_than: int | None = None
+    *,
+    user: AbstractBaseUser,
+    query: str = "",
+    older_than: int | None = None,
+    folder_id: int | None = None,
+    archived: bool = False,
+    pinned: bool | None = None,
 ) -> QuerySet[Conversation]:
     """The user's conversations, newest first; ``query`` matches titles and message text
     (through ``chat.search.fold``: case folded in every script, ё as е; titles only below
     ``MESSAGE_SEARCH_MIN_CHARS`` characters); ``older_than`` (a conversation id) continues
-    the list after that conversation (keyset pagination on the (owner, updated_at) index)."""
+    the list after that conversation (keyset pagination on the (owner, updated_at) index).
+    ``folder_id`` keeps that folder's only; ``archived`` lists the archived ones instead
+    of the others; ``pinned`` True keeps the pinned ones only, False the others (None:
+    both)."""
     conversations = (
-        Conversation.objects.filter(owner=user)
-        .only("id", "title", "provider", "model", "updated_at", "reply_unseen_at")
+        Conversation.objects.filter(owner=user, archived_at__isnull=not archived)
+        .only(*_LIST_FIELDS)
         .annotate(reply_running=_reply_running())
     )
+    if folder_id is not None:
+        conversations = conversations.filter(folder_id=folder_id)
+    if pinned is not None:
+        conversations = conversations.filter(pinned_at__isnull=not pinned)
     if older_than is not None:
         anchor = (
             Conversation.objects.filter(owner=user, pk=older_than)
@@ -55,6 +92,66 @@ def conversation_list_for_user(
         # match per conversation (28 s for a common word over 200,000 messages).
         conversations = conversations.filter(titles | search.conversation_message_match(query))
     return conversations.order_by("-updated_at", "-id")
+
+
+def sidebar_first_page_for_user(
+    *, user: AbstractBaseUser, folder_id: int | None = None, limit: int = 100
+) -> tuple[list[Conversation], list[Conversation]]:
+    """The conversation list's first page, as (pinned, others): the user's pinned
+    conversations that are not archived, the most recently pinned first (at most
+    ``limit``), and the newest ``limit + 1`` of the others (one more than a page: the
+    caller pages on with ``conversation_list_for_user(pinned=False, older_than=...)``),
+    of folder ``folder_id`` when given. One query: two bounded id lists (the partial
+    index of pinned conversations, the (owner, updated_at) index), then their rows."""
+    base = Conversation.objects.filter(owner=user, archived_at__isnull=True)
+    if folder_id is not None:
+        base = base.filter(folder_id=folder_id)
+    pinned_ids = base.filter(pinned_at__isnull=False).order_by("-pinned_at", "-id")
+    other_ids = base.filter(pinned_at__isnull=True).order_by("-updated_at", "-id")
+    # No owner test outside: both id lists are the owner's, and with none SQLite reads
+    # the rows by id (a multi-index OR) instead of scanning every conversation of theirs.
+    rows = (
+        Conversation.objects.filter(
+            Q(pk__in=pinned_ids.values("pk")[:limit])
+            | Q(pk__in=other_ids.values("pk")[: limit + 1])
+        )
+        .only(*_LIST_FIELDS)
+        .annotate(reply_running=_reply_running())
+        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-id")
+    )
+    pinned: list[Conversation] = []
+    others: list[Conversation] = []
+    for row in rows:
+        (pinned if row.pinned_at is not None else others).append(row)
+    return pinned, others
+
+
+# How long a person's folder list stays cached (saving or deleting a folder clears it:
+# chat.models.folders_cache_key); with Redis the workers share it.
+FOLDERS_CACHE_SECONDS = 600
+
+
+def folder_list_for_user(*, user: AbstractBaseUser) -> list[Folder]:
+    """The user's folders by name (letter case ignored). Cached (the conversation list
+    shows them on every page): no query while the cache holds them, one otherwise. The
+    cached copy names the user's sign-up time, so that another user given the same id
+    (a database emptied and filled again) never sees it."""
+    key = folders_cache_key(user.pk)
+    joined = str(getattr(user, "date_joined", ""))
+    cached = cache.get(key)
+    if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == joined:
+        return list(cached[1])
+    folders = list(Folder.objects.filter(owner=user).order_by("name_key", "id"))
+    cache.set(key, (joined, folders), FOLDERS_CACHE_SECONDS)
+    return folders
+
+
+def folder_get_for_user(*, user: AbstractBaseUser, pk: int) -> Folder:
+    """The folder if ``user`` owns it; Http404 otherwise (also for other users' ids)."""
+    try:
+        return Folder.objects.get(pk=pk, owner=user)
+    except Folder.DoesNotExist:
+        raise Http404("No such folder") from None
 
 
 def _reply_running() -> Exists:

@@ -88,7 +88,12 @@ export class Sidebar {
     }
     item.classList.add("is-current");
     link.setAttribute("aria-current", "page");
-    this.list.prepend(item);
+    // A pinned one keeps its place in the "Pinned" group (folders.js); others go first after it.
+    if (!item.closest("#pinned-list")) {
+      const pinned = this.list.querySelector(":scope > #pinned-section");
+      if (pinned) pinned.after(item);
+      else this.list.prepend(item);
+    }
     if (title) this.setTitle(id, title);
     else if (!link.textContent) link.textContent = i18n.newChat;
   }
