@@ -34,6 +34,7 @@ import { notify } from "./notices.js";
 import { ReplyStream } from "./reply-stream.js";
 import { showSearchHit } from "./search-hit.js";
 import { Sidebar } from "./sidebar.js";
+import { TemporaryChat } from "./temporary.js";
 
 const NEAR_BOTTOM_PX = 120;
 const QUEUED_KEY = "chat-queued:"; // + conversation id ("new"): JSON list of texts, oldest first
@@ -96,6 +97,7 @@ export class ChatPage {
 
     this.composer = new Composer({ onSend: () => this.send() });
     this.compare = new CompareChoice(this.composer);
+    this.temporary = new TemporaryChat(this); // a chat never saved (temporary.js)
     this.queue = new MessageQueue(this.threadInner);
     this.sidebar = new Sidebar({
       urls: this.urls,
@@ -458,6 +460,11 @@ export class ChatPage {
     return true;
   }
 
+  /** Ask for a send's reply: in the conversation, or in the temporary chat (temporary.js). */
+  ask(fields, before) {
+    return this.temporary.active ? this.temporary.ask(fields.content, before) : this.requestReply(fields, before);
+  }
+
   stop() {
     const streams = [...this.pending, ...this.streams];
     if (!streams.length) return;
@@ -490,6 +497,7 @@ export class ChatPage {
       this.composer.showError(waiting);
       return;
     }
+    if (this.temporary.active && !this.temporary.accepts(files)) return;
     if (this.compare.active && !this.busy) {
       this.sendCompare(text, files);
       return;
@@ -504,7 +512,7 @@ export class ChatPage {
       return;
     }
     const fields = { action: "send", content: text, parent_id: this.threadLeafId(), attachments: files.map((f) => f.id) };
-    this.requestReply(fields, (choice) => {
+    this.ask(fields, (choice) => {
       this.composer.clear(text);
       this.composer.attachments.release(files);
       const user = addUserMessage(this.threadInner, text, files);
@@ -589,7 +597,7 @@ export class ChatPage {
     if (this.busy || !this.queue.size) return;
     const item = this.queue.next();
     const fields = { action: "send", content: item.text, attachments: (item.files ?? []).map((f) => f.id) };
-    const accepted = await this.requestReply(fields, (choice) => {
+    const accepted = await this.ask(fields, (choice) => {
       const reply = addReply(this.threadInner, choice.provider, choice.model);
       item.article.after(reply);
       collapseLong(this.threadInner);
@@ -784,6 +792,7 @@ export class ChatPage {
    * back in the box from the queue, for this conversation's message box (this tab only).
    */
   keepQueued() {
+    if (this.temporary.active) return; // a temporary chat's text is never kept
     const texts = this.queue.items.map((item) => item.text);
     if (this.keepBox && this.composer.text()) texts.unshift(this.composer.text());
     if (!texts.length) return;
