@@ -62,6 +62,8 @@ ROUTE_VALUES: dict[str, object] = {
     "id": str(OBJECT_ID),
     "content_type_id": "1",
     "app_label": "chat",
+    "token": "no-such-token",  # a share link (sharing)
+    "run": "-12345",  # a temporary chat's run (chat:temporary_stop)
 }
 
 
