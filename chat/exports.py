@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from .models import Conversation
 from .tree import ConversationTree
@@ -26,14 +27,27 @@ def conversations_export_rows(queryset: QuerySet[Conversation]) -> list[dict[str
     with ``id``, ``parent_id`` (the tree), ``version`` (``{"index", "count"}`` among its
     siblings, or None) and ``on_branch_shown``; ``branch_shown`` is the last message of
     the branch the owner looks at. Attachments are listed (name, kind, type, size in
-    bytes, stored path). Three queries."""
-    conversations = queryset.select_related("owner").prefetch_related(
-        "messages", "messages__attachments"
+    bytes, stored path). A reply's ``cost_usd`` is its usage record's cost in US dollars
+    (a decimal string; None when no price was known). Four queries."""
+    conversations = list(
+        queryset.select_related("owner").prefetch_related("messages", "messages__attachments")
     )
-    return [_conversation_row(c) for c in conversations]
+    costs = _reply_costs([c.pk for c in conversations])
+    return [_conversation_row(c, costs) for c in conversations]
 
 
-def _conversation_row(c: Conversation) -> dict[str, Any]:
+def _reply_costs(conversation_ids: list[int]) -> dict[int, str]:
+    """Reply id -> its cost in US dollars (a decimal string), for the replies of these
+    conversations that have a cost. One query."""
+    from usage.models import UsageRecord
+
+    rows = UsageRecord.objects.filter(
+        reply__conversation_id__in=conversation_ids, cost__isnull=False
+    ).values_list("reply_id", "cost")
+    return {reply_id: str(cost) for reply_id, cost in rows}
+
+
+def _conversation_row(c: Conversation, costs: dict[int, str]) -> dict[str, Any]:
     messages = {m.pk: m for m in c.messages.all()}
     tree = ConversationTree.from_rows([(m.pk, m.parent_id, m.role) for m in messages.values()])
     shown = set(tree.thread(c.current_leaf_id))
@@ -46,6 +60,8 @@ def _conversation_row(c: Conversation) -> dict[str, Any]:
         "system_prompt": c.system_prompt,
         "temperature": c.temperature,
         "max_tokens": c.max_tokens,
+        "reasoning_effort": c.reasoning_effort,
+        "thinking_budget": c.thinking_budget,
         "created_at": c.created_at.isoformat(),
         "updated_at": c.updated_at.isoformat(),
         "branch_shown": c.current_leaf_id,
@@ -66,6 +82,10 @@ def _conversation_row(c: Conversation) -> dict[str, Any]:
                 "input_tokens": m.input_tokens,
                 "output_tokens": m.output_tokens,
                 "reasoning_tokens": m.reasoning_tokens,
+                "cost_usd": costs.get(m.pk),
+                "time_to_first_token_ms": m.time_to_first_token_ms,
+                "duration_ms": m.duration_ms,
+                "reasoning_ms": m.reasoning_ms,
                 "created_at": m.created_at.isoformat(),
                 "attachments": [
                     {
@@ -103,26 +123,60 @@ def conversations_to_markdown(rows: list[dict[str, Any]]) -> str:
     conversation, ``##`` per message (who, model, status), the text fenced."""
     lines: list[str] = []
     for conv in rows:
-        title = " ".join((conv["title"] or "Untitled").split())
+        title = " ".join((conv["title"] or _("Untitled")).split())
         lines += [f"# {title}", ""]
-        lines += [f"- Owner: {conv['owner']}", f"- Updated: {conv['updated_at']}", ""]
+        lines += [
+            _("- Owner: %(owner)s") % {"owner": conv["owner"]},
+            _("- Updated: %(date)s") % {"date": conv["updated_at"]},
+            "",
+        ]
         if conv["system_prompt"]:
-            lines += ["## System prompt", "", fenced(conv["system_prompt"]), ""]
+            lines += [_("## System prompt"), "", fenced(conv["system_prompt"]), ""]
         for m in conv["messages"]:
-            who = "User" if m["role"] == "user" else f"Assistant ({m['provider']} / {m['model']})"
+            who = (
+                _("User")
+                if m["role"] == "user"
+                else _("Assistant (%(provider)s / %(model)s)")
+                % {"provider": m["provider"], "model": m["model"]}
+            )
             status = "" if m["status"] in ("complete", "") else f" [{m['status']}]"
             version = m.get("version")
             if version:
-                status += f" (version {version['index']} of {version['count']})"
+                status += " " + _("(version %(index)d of %(count)d)") % version
             lines += [f"## {who}{status}", ""]
             if m.get("reasoning"):
-                lines += ["Reasoning:", "", fenced(m["reasoning"], "text"), ""]
+                lines += [_("Reasoning:"), "", fenced(m["reasoning"], "text"), ""]
             lines += [fenced(m["content"]), ""]
             for a in m.get("attachments", ()):
                 name = " ".join(a["name"].split())
-                lines += [f"- Attached: {name} ({a['content_type']}, {a['size']} bytes)"]
+                lines += [
+                    _("- Attached: %(name)s (%(type)s, %(size)d bytes)")
+                    % {"name": name, "type": a["content_type"], "size": a["size"]}
+                ]
             if m.get("attachments"):
                 lines += [""]
+            usage = _usage_line(m)
+            if usage:
+                lines += [usage, ""]
             if m["error"]:
-                lines += [f"Error: {' '.join(m['error'].split())}", ""]
+                lines += [_("Error: %(error)s") % {"error": " ".join(m["error"].split())}, ""]
     return "\n".join(lines)
+
+
+def _usage_line(m: dict[str, Any]) -> str:
+    """ "- Usage: 12 input tokens, 40 output tokens (8 reasoning), $0.0012" for a message
+    with token counts (the cost when known), else ""."""
+    parts = []
+    if m.get("input_tokens") is not None:
+        parts.append(_("%(count)s input tokens") % {"count": m["input_tokens"]})
+    if m.get("output_tokens") is not None:
+        reasoning = m.get("reasoning_tokens")
+        output = {"count": m["output_tokens"], "reasoning": reasoning}
+        parts.append(
+            _("%(count)s output tokens (%(reasoning)s reasoning)") % output
+            if reasoning
+            else _("%(count)s output tokens") % output
+        )
+    if m.get("cost_usd") is not None:
+        parts.append(f"${m['cost_usd']}")
+    return _("- Usage: %(parts)s") % {"parts": ", ".join(parts)} if parts else ""

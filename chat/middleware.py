@@ -152,13 +152,14 @@ class Utf8FormBodyMiddleware(_SyncAndAsync):
             return None
         if request.content_type not in _FORM_TYPES:
             return None
-        if request.content_type == "multipart/form-data" and request.path_info == reverse(
-            "chat:attachments"
+        if request.content_type == "multipart/form-data" and request.path_info in (
+            reverse("chat:attachments"),
+            reverse("transfer:import"),
         ):
-            # The attachment upload (chat.attachment_views) takes one file, which Django
-            # streams to a temporary file, and no text field; its size is limited there.
-            # Read into memory here, any photo over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
-            # would be refused with 413.
+            # The attachment upload (chat.attachment_views) and the import of an export
+            # (transfer.views) take one file, which Django streams to a temporary file;
+            # their sizes are limited there. Read into memory here, any photo or export
+            # over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) would be refused with 413.
             return None
         try:
             body = request.body
