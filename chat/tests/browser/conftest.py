@@ -164,7 +164,13 @@ def browser(chromium_path: Path) -> Iterator[Browser]:
 def page(browser: Browser, app_server: AppServer, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (no cookies) at 1280x800. A JavaScript error or a CSP
     violation in the page fails the test; the server log is printed when a test fails."""
-    context = browser.new_context(base_url=app_server.url, viewport={"width": 1280, "height": 800})
+    # No service worker (test_pwa.py makes its own context with it): requests a worker
+    # makes would escape page.route (test_xss.py strips the CSP that way).
+    context = browser.new_context(
+        base_url=app_server.url,
+        viewport={"width": 1280, "height": 800},
+        service_workers="block",
+    )
     context.set_default_timeout(10_000)
     page_errors: list[str] = []
     context.on("weberror", lambda error: page_errors.append(str(error.error)))
