@@ -15,16 +15,19 @@ from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ApiKey(models.Model):
     """One person's API key. The key itself is shown once, when it is created, and
     never stored: ``secret_hash`` is the SHA-256 (hex) of the whole key."""
 
+    # In context: Russian words agree with the noun ("ключ" is masculine, a revoked share
+    # link is feminine), and the project's catalog wins over the apps' for a bare msgid.
     class State(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        EXPIRED = "expired", _("Expired")
-        REVOKED = "revoked", _("Revoked")
+        ACTIVE = "active", pgettext_lazy("API key state", "Active")
+        EXPIRED = "expired", pgettext_lazy("API key state", "Expired")
+        REVOKED = "revoked", pgettext_lazy("API key state", "Revoked")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -44,7 +47,7 @@ class ApiKey(models.Model):
     # Written at most once a minute (accounts.services.LAST_USED_PRECISION).
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_at = models.DateTimeField(pgettext_lazy("API key", "revoked"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("API key")
@@ -81,3 +84,32 @@ class ApiKey(models.Model):
     def is_active(self) -> bool:
         """True while the key opens the API: neither revoked nor expired."""
         return self.state == self.State.ACTIVE
+
+
+class Preference(models.Model):
+    """What one person chose for themselves and wants on every browser they sign in
+    from. ``language`` is a code from ``settings.LANGUAGES`` ("en", "ru"), or empty for
+    "follow the browser" (its Accept-Language header); ``accounts.language`` reads and
+    writes it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="preference",
+        verbose_name=_("user"),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=16,
+        blank=True,
+        help_text=_("The language of the pages; empty: the browser's language."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("preference")
+        verbose_name_plural = _("preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or '-'}"

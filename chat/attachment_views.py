@@ -37,6 +37,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import ratelimit
@@ -104,7 +105,11 @@ async def attachment_upload(request: HttpRequest) -> HttpResponseBase:
         )
         if not verdict.allowed:
             limited = _error(
-                _("You are attaching files too fast. Try again in %(seconds)d seconds.")
+                ngettext(
+                    "You are attaching files too fast. Try again in %(seconds)d second.",
+                    "You are attaching files too fast. Try again in %(seconds)d seconds.",
+                    verdict.retry_after,
+                )
                 % {"seconds": verdict.retry_after},
                 429,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .providers import ErrorKind, FinishReason, ProviderError
 
@@ -42,12 +43,12 @@ def error_for_person(error: ProviderError, *, label: str, model: str) -> str:
         )
     if kind == ErrorKind.RATE_LIMITED:
         if error.retry_after:
-            return _(
-                "%(label)s is receiving too many requests. Try again in %(seconds)d seconds."
-            ) % {
-                **values,
-                "seconds": max(1, math.ceil(error.retry_after)),
-            }
+            seconds = max(1, math.ceil(error.retry_after))
+            return ngettext(
+                "%(label)s is receiving too many requests. Try again in %(seconds)d second.",
+                "%(label)s is receiving too many requests. Try again in %(seconds)d seconds.",
+                seconds,
+            ) % {**values, "seconds": seconds}
         return _("%(label)s is receiving too many requests. Try again in a minute.") % values
     if kind == ErrorKind.TIMEOUT:
         return _("%(label)s took too long to answer. Try again.") % values

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
 from . import selectors
@@ -26,7 +27,10 @@ def _period_context(request: HttpRequest) -> dict[str, Any]:
     is older)."""
     today = timezone.localdate()
     period = selectors.usage_period(request.GET.get("period"), today=today)
-    days = [(f"{n}d", _("Last %(days)d days") % {"days": n}) for n in selectors.PERIOD_DAYS]
+    days = [
+        (f"{n}d", ngettext("Last %(days)d day", "Last %(days)d days", n) % {"days": n})
+        for n in selectors.PERIOD_DAYS
+    ]
     months = selectors.recent_months(today=today)
     if period.is_month and period.key not in months:
         months.append(period.key)

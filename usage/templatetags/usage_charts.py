@@ -26,7 +26,7 @@ from django.utils import formats
 from django.utils.dateformat import format as date_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language, pgettext
+from django.utils.translation import get_language, ngettext, pgettext
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -256,7 +256,11 @@ def _summary(
     peak = max(range(len(values)), key=lambda i: values[i], default=None)
     if peak is None or not values[peak]:
         return _("Nothing in this period.")
-    return _("%(days)d days, total %(total)s; highest %(peak)s on %(day)s.") % {
+    return ngettext(
+        "%(days)d day, total %(total)s; highest %(peak)s on %(day)s.",
+        "%(days)d days, total %(total)s; highest %(peak)s on %(day)s.",
+        days,
+    ) % {
         "days": days,
         "total": total,
         "peak": text(values[peak]),
