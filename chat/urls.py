@@ -37,3 +37,40 @@ urlpatterns += [
         name="attachment_delete",
     ),
 ]
+
+# Temporary chats (chat/temporary_views.py): never written to the database.
+from django.urls import re_path  # noqa: E402
+
+from . import temporary_views  # noqa: E402
+
+urlpatterns += [
+    path("t/reply/", temporary_views.temporary_reply, name="temporary_reply"),
+    re_path(
+        r"^t/(?P<run>-?\d{1,18})/stop/$",
+        temporary_views.temporary_reply_stop,
+        name="temporary_stop",
+    ),
+]
+
+# Folders, pins and the archive (chat/folder_views.py).
+from . import folder_views  # noqa: E402
+
+urlpatterns += [
+    path("folders/new/", folder_views.folder_create, name="folder_create"),
+    path("folders/<int:pk>/", folder_views.folder_update, name="folder_update"),
+    path("folders/<int:pk>/delete/", folder_views.folder_delete, name="folder_delete"),
+    path("c/<int:pk>/move/", folder_views.conversation_move, name="move"),
+    path("c/<int:pk>/pin/", folder_views.conversation_pin, name="pin"),
+    path("c/<int:pk>/unpin/", folder_views.conversation_unpin, name="unpin"),
+    path("c/<int:pk>/archive/", folder_views.conversation_archive, name="archive"),
+    path("c/<int:pk>/unarchive/", folder_views.conversation_unarchive, name="unarchive"),
+]
+
+# The installable web app (chat/pwa_views.py): at the root, so the worker's scope is the site.
+from . import pwa_views  # noqa: E402
+
+urlpatterns += [
+    path("manifest.webmanifest", pwa_views.web_manifest, name="manifest"),
+    path("sw.js", pwa_views.service_worker, name="service_worker"),
+    path("offline/", pwa_views.offline, name="offline"),
+]

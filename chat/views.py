@@ -17,7 +17,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.http import (
     Http404,
     HttpRequest,
@@ -29,6 +29,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from access.services import model_access_for
@@ -41,11 +42,14 @@ from .forms import (
     RenameForm,
     ReplyForm,
 )
-from .models import Conversation, Message
+from .models import Conversation, Folder, Message
 from .providers import list_providers
+from .services.folders import conversation_folder_adopt as folder_adopt
+from .services.folders import folder_apply_to_new_chat, folder_chat_defaults
 from .snippets import snippet
 
 SIDEBAR_LIMIT = 100
+ARCHIVED = "archived"  # ?folder=archived: the conversation list shows the archive
 THREAD_PAGE = 50
 
 
@@ -80,28 +84,81 @@ def _form_error_text(form: Any) -> str:
     return " ".join(parts)
 
 
+def _sidebar_filter(request: HttpRequest, folders: list[Folder]) -> tuple[Folder | None, bool]:
+    """The list's filter from ``?folder=``: (the folder, False) for one of the person's
+    folder ids, (None, True) for "archived", (None, False) for all. Another id: 404."""
+    raw = request.GET.get("folder", "")
+    if raw == ARCHIVED:
+        return None, True
+    folder_id = _optional_id(raw)
+    if folder_id is None:
+        return None, False
+    for folder in folders:
+        if folder.pk == folder_id:
+            return folder, False
+    # Not in the cached list: made a moment ago, or not the person's (404).
+    return selectors.folder_get_for_user(user=request.user, pk=folder_id), False
+
+
 def _chat_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     query = request.GET.get("q", "").strip()[:200]
     older_than = _optional_id(request.GET.get("older_than"))
-    conversations = list(
-        selectors.conversation_list_for_user(user=request.user, query=query, older_than=older_than)[
-            : SIDEBAR_LIMIT + 1
-        ]
-    )
+    # Folders, pins, the archive: the folder filter (the folder list is cached), then
+    # the list, led by its "Pinned" group on the first page (not in a search, nor in the
+    # archive). One query, as without folders.
+    folders = selectors.folder_list_for_user(user=request.user)
+    current_folder, archived_view = _sidebar_filter(request, folders)
+    folder_id = current_folder.pk if current_folder else None
+    folder_param = ARCHIVED if archived_view else str(folder_id or "")
+    grouped = not query and not archived_view
+    pinned: list[Conversation] = []
+    if grouped and older_than is None:
+        pinned, conversations = selectors.sidebar_first_page_for_user(
+            user=request.user, folder_id=folder_id, limit=SIDEBAR_LIMIT
+        )
+    else:
+        conversations = list(
+            selectors.conversation_list_for_user(
+                user=request.user,
+                query=query,
+                older_than=older_than,
+                folder_id=folder_id,
+                archived=archived_view,
+                pinned=False if grouped else None,
+            )[: SIDEBAR_LIMIT + 1]
+        )
     more = len(conversations) > SIDEBAR_LIMIT
     conversations = conversations[:SIDEBAR_LIMIT]
     older_params = ""
     if more:
         older_params = urlencode(
-            {k: v for k, v in (("q", query), ("older_than", conversations[-1].pk)) if v}
+            {
+                k: v
+                for k, v in (
+                    ("q", query),
+                    ("folder", folder_param),
+                    ("older_than", conversations[-1].pk),
+                )
+                if v
+            }
         )
     menu = async_to_sync(services.provider_menu)(for_staff=request.user.is_staff)
     # Only the models this person's groups may use (access rules, in the admin).
     menu = model_access_for(user=request.user).filter_menu(menu)
+    folder_note = ""
     if conversation:
         current_provider, current_model = conversation.provider, conversation.model
     else:
-        current_provider, current_model = services.model_default_for(user=request.user, menu=menu)
+        current_provider = current_model = ""
+        if current_folder is not None:
+            # A new chat in a folder starts on its model, when the person may use it.
+            defaults = folder_chat_defaults(folder=current_folder, user=request.user, menu=menu)
+            current_provider, current_model = defaults.provider, defaults.model
+            folder_note = defaults.note
+        if not current_model:
+            current_provider, current_model = services.model_default_for(
+                user=request.user, menu=menu
+            )
     if query:
         _attach_search_hits(request, conversations, query)
     page: selectors.ThreadPage | None = None
@@ -130,9 +187,19 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
             viewing_earlier = False
     thread = page.messages if page else []
     earlier_id = page.earlier_id if page else None
+    settings_form = ConversationSettingsForm.for_conversation(conversation, menu)
+    if conversation is None and current_folder is not None:
+        # The settings of a new chat in a folder start from the folder's.
+        settings_form.initial["system_prompt"] = current_folder.system_prompt
     return {
         "conversation": conversation,
         "conversations": conversations,
+        "pinned_conversations": pinned,
+        "folders": folders,
+        "current_folder": current_folder,
+        "archived_view": archived_view,
+        "folder_param": folder_param,
+        "folder_note": folder_note,
         "older_conversations_query": older_params,
         "sidebar_is_older_page": older_than is not None,
         "query": query,
@@ -145,7 +212,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "menu": menu,
         "current_provider": current_provider,
         "current_model": current_model,
-        "settings_form": ConversationSettingsForm.for_conversation(conversation, menu),
+        "settings_form": settings_form,
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "attachment_max_files": settings.CHAT_ATTACHMENTS_PER_MESSAGE,
         "attachment_max_bytes": settings.CHAT_ATTACHMENT_MAX_BYTES,
@@ -304,14 +371,24 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     form = NewConversationForm(request.POST)
     if not form.is_valid():
         return JsonResponse({"error": _form_error_text(form)}, status=400)
+    fields = {"provider": form.cleaned_data["provider"], "model": form.cleaned_data["model"]}
+    folder = None
+    if request.POST.get("folder"):
+        # In a folder (one of the person's, else 404): its system prompt and model.
+        folder = selectors.folder_get_for_user(
+            user=request.user, pk=_optional_id(request.POST["folder"]) or 0
+        )
+        folder_apply_to_new_chat(folder=folder, user=request.user, fields=fields, sent=())
     try:
         conversation = services.conversation_create(
-            owner=request.user,
-            provider=form.cleaned_data["provider"],
-            model=form.cleaned_data["model"],
+            owner=request.user, provider=fields["provider"], model=fields["model"]
         )
     except ValidationError as e:
         return JsonResponse({"error": _error_text(e)}, status=400)
+    if folder is not None:
+        conversation.folder = folder
+        conversation.system_prompt = fields["system_prompt"]
+        conversation.save(update_fields=["folder", "system_prompt"])
     url = reverse("chat:conversation", args=[conversation.pk])
     return JsonResponse(
         {
@@ -414,6 +491,8 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             # Give the connection back before streaming: a reply may take minutes.
             services.connection_release()
 
+    new_chat_folder: list[Folder] = []  # the folder a new chat was started in
+
     def checked_prepare() -> services.PreparedReply | HttpResponseBase:
         user = request.user  # the session and the user are read here, in this thread
         if not user.is_authenticated:
@@ -438,6 +517,23 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
                     },
                     status=404,
                 )
+        folder = None
+        if pk is None and request.GET.get("folder"):
+            # A new chat started in a folder (the page's ?folder=): it goes in it.
+            try:
+                folder = selectors.folder_get_for_user(
+                    user=user, pk=_optional_id(request.GET["folder"]) or 0
+                )
+            except Http404:
+                return JsonResponse(
+                    {
+                        "error": _(
+                            "This folder no longer exists: it was deleted, perhaps in "
+                            "another tab. Your message was not sent."
+                        )
+                    },
+                    status=404,
+                )
         verdict = ratelimit.hit(
             "reply",
             str(user.pk),
@@ -445,9 +541,11 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             window=settings.CHAT_RATE_LIMIT_WINDOW,
         )
         if not verdict.allowed:
-            message = _("You are sending messages too fast. Try again in %(seconds)d seconds.") % {
-                "seconds": verdict.retry_after
-            }
+            message = ngettext(
+                "You are sending messages too fast. Try again in %(seconds)d second.",
+                "You are sending messages too fast. Try again in %(seconds)d seconds.",
+                verdict.retry_after,
+            ) % {"seconds": verdict.retry_after}
             limited = JsonResponse({"error": message}, status=429)
             limited["Retry-After"] = str(verdict.retry_after)
             return limited
@@ -464,12 +562,21 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         fields["attachment_ids"] = [
             int(value) for value in request.POST.getlist("attachments") if value.isdigit()
         ]
-        return services.reply_prepare(
+        if folder is not None:
+            folder_apply_to_new_chat(folder=folder, user=user, fields=fields, sent=request.POST)
+        prepared = services.reply_prepare(
             conversation=conversation,
             owner=user,
             show_detail=bool(user.is_staff),
             **fields,
         )
+        if folder is not None and prepared.created_conversation:
+            try:
+                folder_adopt(owner=user, conversation_id=prepared.conversation_id, folder=folder)
+                new_chat_folder.append(folder)
+            except DatabaseError:  # the chat goes on, outside the folder
+                logger.warning("new chat %s: not put in its folder", pk, exc_info=True)
+        return prepared
 
     try:
         # Any worker thread, not Django's one sync thread: concurrent sends do not queue.
@@ -508,7 +615,10 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
             for started in runs:
                 started.stop()
             return _shutting_down()
-        return JsonResponse(_compare_json(prepared), status=201)
+        answer = _compare_json(prepared)
+        if new_chat_folder:
+            answer["url"] += "?" + urlencode({"folder": new_chat_folder[0].pk})
+        return JsonResponse(answer, status=201)
     response = _event_stream(services.run_follow(run, show_detail=prepared.show_detail))
     if prepared.notes:
         # Said beside the reply (a PDF sent as its text): JSON, percent-encoded for HTTP.
@@ -517,7 +627,7 @@ async def _reply(request: HttpRequest, pk: int | None) -> HttpResponseBase:
         response["X-Conversation-Id"] = str(prepared.conversation_id)
         response["X-Conversation-Url"] = reverse(
             "chat:conversation", args=[prepared.conversation_id]
-        )
+        ) + ("?" + urlencode({"folder": new_chat_folder[0].pk}) if new_chat_folder else "")
         response["X-Reply-Url"] = reverse("chat:reply", args=[prepared.conversation_id])
     return response
 

@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "api",
     "usage",
     "access",
+    "sharing",
+    "transfer",
 ]
 
 # Django's middleware checks look for its class paths; chat_ai.middleware has the same
@@ -114,6 +116,8 @@ MIDDLEWARE = [
     "chat_ai.middleware.CommonMiddleware",
     "chat_ai.middleware.CsrfViewMiddleware",
     "chat_ai.middleware.AuthenticationMiddleware",
+    # After sessions, LocaleMiddleware and auth: a signed-in person's chosen language.
+    "accounts.language.AccountLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "chat_ai.middleware.XFrameOptionsMiddleware",
     # Last, as django-axes requires: turns a locked-out sign-in into the 429 page.
@@ -480,3 +484,8 @@ CHAT_ATTACHMENTS_PER_MESSAGE = env_int("CHAT_ATTACHMENTS_PER_MESSAGE", 10)
 CHAT_ATTACHMENT_QUOTA_BYTES = env_int("CHAT_ATTACHMENT_QUOTA_BYTES", 500 * 1024 * 1024)
 CHAT_ATTACHMENT_MAX_TEXT_CHARS = env_int("CHAT_ATTACHMENT_MAX_TEXT_CHARS", 200_000)
 CHAT_ATTACHMENT_RATE_LIMIT = env_int("CHAT_ATTACHMENT_RATE_LIMIT", 60)
+
+# --- Share links (sharing) ----------------------------------------------------------------
+# false: nobody may create a link for anyone with it; existing public links then open for
+# signed-in users only (and are public again if this goes back to true).
+CHAT_PUBLIC_SHARE_LINKS = env_bool("CHAT_PUBLIC_SHARE_LINKS", True)

@@ -6,5 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("", include("api.urls")),
+    path("", include("sharing.urls")),  # share links: /s/<token>/, /shared/
+    path("", include("transfer.urls")),  # /transfer/: export and import
     path("", include("chat.urls")),
 ]

@@ -18,6 +18,11 @@ import "./dialogs.js";
 import "./search-hit.js";
 import "./attachments.js";
 import "./compare.js";
+import "./sharing.js";
+import "./temporary.js";
+import "./folders.js";
+import "./shortcuts.js"; // binds its keys on the chat page
+import "./pwa.js"; // the service worker, the offline banner and page
 import { ChatPage } from "./chat-page.js";
 import { initFlash } from "./notices.js";
 
