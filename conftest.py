@@ -190,3 +190,17 @@ def _access_rules_answer_fresh() -> None:
 
     cache.delete(ANY_RULES_KEY)
     cache.delete(FALLBACK_CHAINS_KEY)
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test() -> Iterator[None]:
+    """A test that activates a language (a Russian page, say) leaves the next one in
+    English: Django's active language is per thread and outlives a request made with the
+    test client."""
+    yield
+    from django.conf import settings
+
+    if settings.configured:
+        from django.utils import translation
+
+        translation.deactivate()

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from chat.markdown import render_markdown
 from chat.models import Conversation, Message
@@ -289,6 +290,9 @@ def test_the_shared_page_speaks_the_viewers_language(
     alice: User, client: Client, conversation: Conversation
 ) -> None:
     link = share(alice, conversation, PUBLIC)
-    html = client.get(page_url(link), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    try:
+        html = client.get(page_url(link), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    finally:
+        translation.deactivate()  # the client ran the view in this test's thread
     assert "Войдите, чтобы продолжить этот чат" in html
     assert "Опубликовано" in html
