@@ -44,7 +44,8 @@ def _reply_costs(conversation_ids: list[int]) -> dict[int, str]:
     rows = UsageRecord.objects.filter(
         reply__conversation_id__in=conversation_ids, cost__isnull=False
     ).values_list("reply_id", "cost")
-    return {reply_id: str(cost) for reply_id, cost in rows}
+    # Fixed-point text ("0.0000", "0.0123"), never the exponent form ("0E-10").
+    return {reply_id: format(cost.normalize(), "f") if cost else "0" for reply_id, cost in rows}
 
 
 def _conversation_row(c: Conversation, costs: dict[int, str]) -> dict[str, Any]:

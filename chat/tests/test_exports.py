@@ -53,3 +53,35 @@ def test_a_fenced_text_comes_back_whole(text: str) -> None:
     tokens = MarkdownIt("commonmark").parse(fenced(text))
     assert [t.type for t in tokens] == ["fence"]
     assert tokens[0].content == text + "\n"
+
+
+@pytest.mark.django_db
+def test_a_replys_cost_is_written_as_plain_decimals() -> None:
+    """A free model's cost (stored as 0E-10 by some databases) reads "0", a priced one
+    as a fixed-point number, never in exponent form."""
+    from decimal import Decimal
+
+    from usage.models import UsageRecord
+
+    owner = User.objects.create_user("cost-owner", password="pw-cost-123")
+    conversation = Conversation.objects.create(owner=owner, provider="local", model="m")
+    question = Message.objects.create(conversation=conversation, role="user", content="Hi")
+    free, priced = (
+        Message.objects.create(
+            conversation=conversation, role="assistant", content="Hello", parent=question
+        )
+        for _ in range(2)
+    )
+    for reply, cost in ((free, Decimal("0E-10")), (priced, Decimal("0.0001230000"))):
+        UsageRecord.objects.create(
+            user=owner,
+            source="chat",
+            provider="local",
+            model="m",
+            outcome="complete",
+            reply=reply,
+            cost=cost,
+        )
+    [row] = conversations_export_rows(Conversation.objects.filter(pk=conversation.pk))
+    costs = {m["id"]: m.get("cost_usd") for m in row["messages"]}
+    assert (costs[free.pk], costs[priced.pk]) == ("0", "0.000123")
