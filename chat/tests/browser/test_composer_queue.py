@@ -288,3 +288,18 @@ def test_the_empty_chat_gives_the_keyboard_hint_once(page: Page) -> None:
     sign_up(page)
     hints = page.get_by_text(re.compile(r"Shift\+Enter"))
     expect(hints.filter(visible=True)).to_have_count(1)
+
+
+def test_a_double_click_on_send_sends_the_message_once(page: Page, app_server: AppServer) -> None:
+    install_openai_stream(app_server.upstream, words(20), pause=0.1, model="fake-model-1")
+    sign_up(page)
+    choose_model(page, FAKE_1)
+    asked_before = len(chat_requests(app_server.upstream))
+    message_box(page).fill("Only once, please.")
+    page.get_by_role("button", name="Send", exact=True).dblclick()
+    reply = page.locator("article.msg-reply")
+    expect(reply).to_have_count(1)
+    wait_until_done(reply.first)
+    expect(page.locator("article.msg-user")).to_have_count(1)
+    expect(queued_messages(page)).to_have_count(0)
+    assert len(chat_requests(app_server.upstream)) == asked_before + 1

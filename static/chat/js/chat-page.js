@@ -498,6 +498,11 @@ export class ChatPage {
       return;
     }
     if (this.temporary.active && !this.temporary.accepts(files)) return;
+    // A double click on Send (or Enter pressed twice) before the box was emptied sends
+    // the message once, not once more into the queue.
+    const now = performance.now();
+    if (this.busy && text === this.lastSent?.text && !files.length && now - this.lastSent.at < 1500) return;
+    this.lastSent = { text, at: now };
     if (this.compare.active && !this.busy) {
       this.sendCompare(text, files);
       return;
