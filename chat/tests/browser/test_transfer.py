@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from chat.tests.browser.conftest import AppServer
-from chat.tests.browser.test_chat_e2e import sign_up
+from transfer.tests.conftest import FIXTURES
 
-from ..conftest import FIXTURES
+from .conftest import AppServer
+from .test_chat_e2e import sign_up
 
 pytestmark = pytest.mark.browser
 
