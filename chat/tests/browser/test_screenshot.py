@@ -20,10 +20,18 @@ from .test_chat_e2e import FAKE_1, FAKE_2, README_SCREENSHOT, choose_model, sign
 
 pytestmark = pytest.mark.browser
 
+README_SCREENSHOT_RU = README_SCREENSHOT.with_name("screenshot-ru.png")
+_UPDATE = os.environ.get("UPDATE_SCREENSHOT") == "1"
 SCREENSHOT = (
     README_SCREENSHOT
-    if os.environ.get("UPDATE_SCREENSHOT") == "1" or not README_SCREENSHOT.exists()
+    if _UPDATE or not README_SCREENSHOT.exists()
     else BASE_DIR / "test-artifacts" / "screenshot.png"
+)
+# The same conversation in Russian, shown beside the English one in both READMEs.
+SCREENSHOT_RU = (
+    README_SCREENSHOT_RU
+    if _UPDATE or not README_SCREENSHOT_RU.exists()
+    else BASE_DIR / "test-artifacts" / "screenshot-ru.png"
 )
 
 
@@ -86,3 +94,13 @@ def test_the_readme_screenshot_shows_an_image_compared_by_two_models_with_reason
     page.mouse.move(0, 0)
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+    # The language switcher (sidebar footer): the same page in Russian.
+    page.get_by_label("Language", exact=True).select_option("ru")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("[data-compare] article.msg-reply")).to_have_count(2)
+    expect(page.get_by_role("textbox", name="Сообщение", exact=True)).to_be_visible()
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(SCREENSHOT_RU))
+    assert SCREENSHOT_RU.stat().st_size > 10_000

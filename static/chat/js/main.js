@@ -30,3 +30,12 @@ initFlash();
 
 const app = document.getElementById("app");
 if (app) new ChatPage(app).start();
+
+// The language switcher comes back to the page as it is now: the chat page changes its
+// address without a reload (a new chat gets its id), which the form's "next" was not told.
+for (const form of document.querySelectorAll("form.language-form")) {
+  form.addEventListener("submit", () => {
+    const next = form.querySelector('input[name="next"]');
+    if (next) next.value = window.location.pathname + window.location.search;
+  });
+}
