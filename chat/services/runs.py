@@ -488,6 +488,8 @@ class ReplyRun:
         from usage.services import outcome_from_reply
 
         prepared, usage = self.prepared, self._usage
+        if usage is None:
+            usage = self._estimated_usage()
         try:
             await db_step(budget_settle)(
                 reservation_id=prepared.budget_reservation_id,
@@ -510,6 +512,28 @@ class ReplyRun:
                 await db_step(budget_release)(reservation_id=prepared.budget_reservation_id)
             except Exception:
                 logger.exception("budget hold of reply %s not released", self.reply_id)
+
+    def _estimated_usage(self) -> Usage | None:
+        """Tokens for a reply the provider reported no usage for (it was stopped, cut
+        off or failed mid-stream, which providers still bill): the history sent and the
+        text and reasoning received, estimated as the budget estimates them
+        (``replies.estimate_tokens``). None when nothing was received: the request may
+        not have been processed."""
+        from .replies import estimate_tokens, history_tokens
+
+        prefix = self.prepared.prefix
+        text = "".join(self._text)[len(prefix) :]
+        prefix_reasoning = self.prepared.prefix_reasoning
+        reasoning = "".join(self._reasoning)[len(prefix_reasoning) :]
+        if not text and not reasoning:
+            return None
+        output = estimate_tokens(text) if text else 0
+        thought = estimate_tokens(reasoning) if reasoning else 0
+        return Usage(
+            history_tokens(self.prepared.history),
+            output + thought + self.prepared.prefix_output_tokens,
+            thought or None,
+        )
 
     async def _finish(self, finish: Finish | None) -> None:
         outcome = outcome_of(

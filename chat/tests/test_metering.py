@@ -68,6 +68,35 @@ async def test_a_failed_reply_is_metered_as_an_error(
     assert record.outcome == "error" and record.input_tokens is None and record.cost is None
 
 
+async def test_a_reply_stopped_before_the_provider_counted_is_metered_by_estimate(
+    conversation: Conversation, fake_provider: type
+) -> None:
+    """Stopped mid-stream, the provider sends no usage, but it bills what it read and
+    wrote: the record estimates both (the history sent, the text received) and prices
+    them, so a budget cannot be spent by stopping replies."""
+    await ModelPrice.objects.acreate(
+        provider="fake",
+        model="fake-small",
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("10"),
+        source="admin",
+    )
+    fake_provider.scripts.append(Script(chunks=["word " * 40] * 50, pause=0.05, usage=None))
+    prepared = await sync_to_async(services.reply_prepare)(
+        conversation=conversation, action="send", content="Tell me a long story " * 20
+    )
+    run_ = services.get_hub().start_run(prepared)
+    while not any(type(e).__name__ == "TextDelta" for e in run_.events):
+        await run_.wait(len(run_.events))
+    run_.stop()
+    await run_.done()
+    record = await UsageRecord.objects.aget()
+    assert record.outcome == "stopped"
+    assert record.input_tokens and record.input_tokens > 100  # the long question
+    assert record.output_tokens and record.output_tokens >= 60  # at least one piece
+    assert record.cost and record.cost > 0
+
+
 async def test_a_person_over_their_token_budget_is_refused_and_nothing_saved(
     conversation: Conversation, fake_provider: type
 ) -> None:
