@@ -141,6 +141,16 @@ class FallbackChainForm(forms.ModelForm):
             raise forms.ValidationError(_("Name at least one fallback model."))
         return "\n".join(f"{provider}/{model}" for provider, model in chain)
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        own = f"{data.get('provider', '')}/{data.get('model', '')}"
+        if own in str(data.get("fallbacks") or "").splitlines():
+            self.add_error(
+                "fallbacks",
+                _("%(model)s cannot be its own fallback: name other models.") % {"model": own},
+            )
+        return data
+
 
 @admin.register(FallbackChain)
 class FallbackChainAdmin(admin.ModelAdmin):

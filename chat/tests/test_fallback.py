@@ -273,6 +273,10 @@ def test_chains_are_validated() -> None:
     assert form.is_valid(), form.errors
     chain = form.save()
     assert (chain.model, chain.chain) == ("*", ["local/smollm2"])
+    form = FallbackChainForm(
+        data={"provider": "local", "model": "smollm2", "fallbacks": "local/smollm2"}
+    )
+    assert not form.is_valid() and "its own fallback" in str(form.errors["fallbacks"])
 
 
 async def test_an_sdk_provider_failing_with_503_falls_back(
