@@ -470,6 +470,11 @@ class BaseProvider:
     def _models_cache_key(self) -> str:
         return f"chat:models:{self.name}:{self.base_url or ''}"
 
+    def shown_label(self) -> str:
+        """The provider's name as people see it (the model menu, sentences about its
+        replies), in the active language where it is translated; ``label`` by default."""
+        return self.label
+
     def status(self) -> ProviderStatus:
         """Usable or not, and why."""
         missing = self.missing_packages()

@@ -674,7 +674,7 @@ def attachments_check_model(
     capabilities = _capabilities_of(provider_obj, model)
     images = [a for a in attachments if a.kind == Attachment.Kind.IMAGE]
     pdfs = [a for a in attachments if a.kind == Attachment.Kind.PDF]
-    model_name = f"{model} ({provider_obj.label})"
+    model_name = f"{model} ({provider_obj.shown_label()})"
     if images and getattr(capabilities, "images", None) is False:
         capable = models_that_read("images")
         names = get_text_list([f"“{a.name}”" for a in images], _("and"))

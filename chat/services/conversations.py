@@ -45,7 +45,7 @@ def _check_model(provider: BaseProvider, model: str) -> None:
     if known is not None and model not in known:
         raise ValidationError(
             _("Unknown model “%(model)s” for %(label)s.")
-            % {"model": model, "label": provider.label}
+            % {"model": model, "label": provider.shown_label()}
         )
 
 

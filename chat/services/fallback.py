@@ -134,7 +134,7 @@ def fallback_hops(
         except ValidationError:
             continue
         history = history_for(provider_obj, model) if history_for is not None else None
-        hops.append(FallbackHop(provider, model, provider_obj.label, history))
+        hops.append(FallbackHop(provider, model, provider_obj.shown_label(), history))
     return tuple(hops)
 
 
