@@ -296,17 +296,6 @@ def fallback_chains() -> dict[str, list[str]]:
     return cached
 
 
-async def afallback_chains() -> dict[str, list[str]]:
-    """``fallback_chains`` for async code (the table is read in a worker thread only
-    when the cache has no copy)."""
-    cached = cache.get(FALLBACK_CHAINS_KEY)
-    if cached is not None:
-        return cached
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(fallback_chains)()
-
-
 def rules_changed(**_kwargs: Any) -> None:
     """A rule was saved or deleted: the next request reads the rules again."""
     cache.delete(ANY_RULES_KEY)

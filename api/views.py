@@ -24,7 +24,8 @@ from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHt
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
-from access.services import afallback_chains, amodel_access_for
+from access.services import amodel_access_for, fallback_chains, model_access_for
+from accounts.services import api_key_authenticate
 from chat import services
 from chat.providers import (
     PROVIDER_REGISTRY,
@@ -61,12 +62,9 @@ def _error(status: int, message: str, **fields: Any) -> JsonResponse:
     return JsonResponse(error_body(message, **fields), status=status)
 
 
-async def _authenticate(request: HttpRequest) -> Any:
-    """The ``ApiKey`` of the request's ``Authorization: Bearer`` header, or the 401
-    response to send (OpenAI's shape). Reads the database every time: a revoked key stops
-    at once, on every worker."""
-    from accounts.services import api_key_authenticate
-
+def _bearer(request: HttpRequest) -> str | JsonResponse:
+    """The raw key of the request's ``Authorization: Bearer`` header, or the 401 response
+    to send (OpenAI's shape) when there is none."""
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
@@ -77,21 +75,33 @@ async def _authenticate(request: HttpRequest) -> Any:
                 "make one on your account's API keys page."
             ),
         )
+    return raw.strip()
+
+
+def _invalid_key() -> JsonResponse:
+    return _error(
+        401,
+        gettext("Incorrect, revoked or expired API key provided."),
+        code="invalid_api_key",
+    )
+
+
+async def _authenticate(request: HttpRequest) -> Any:
+    """The ``ApiKey`` of the request's ``Authorization: Bearer`` header, or the 401
+    response to send (OpenAI's shape). Reads the database every time: a revoked key stops
+    at once, on every worker."""
+    raw = _bearer(request)
+    if isinstance(raw, HttpResponseBase):
+        return raw
 
     def check() -> Any:
         try:
-            return api_key_authenticate(raw.strip())
+            return api_key_authenticate(raw)
         finally:
             services.connection_release()
 
     key = await sync_to_async(check, thread_sensitive=False)()
-    if key is None:
-        return _error(
-            401,
-            gettext("Incorrect, revoked or expired API key provided."),
-            code="invalid_api_key",
-        )
-    return key
+    return _invalid_key() if key is None else key
 
 
 @csrf_exempt
@@ -237,23 +247,35 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     upstream request is cancelled)."""
     if request.method != "POST":
         return _error(405, gettext("Use POST for /v1/chat/completions."))
-    key = await _authenticate(request)
-    if isinstance(key, HttpResponseBase):
-        return key
+    raw = _bearer(request)
+    if isinstance(raw, HttpResponseBase):
+        return raw
     try:
         body = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         return _error(400, gettext("We could not parse the JSON body of your request."))
     if not isinstance(body, dict):
         return _error(400, gettext("The request body must be a JSON object."))
-    access = await amodel_access_for(user=key.user)
-    try:
-        prepared = _prepare(body, key, access, await afallback_chains())
-    except _Refused as refused:
-        return refused.response
-    refused = await _budget_hold(prepared, key)
-    if refused is not None:
-        return refused
+
+    def admit() -> services.PreparedReply | HttpResponseBase:
+        # Everything before the run in one trip to a pool thread: the key, the access
+        # rules, the checks and the budget hold (each trip waits to be scheduled).
+        try:
+            key = api_key_authenticate(raw)
+            if key is None:
+                return _invalid_key()
+            access = model_access_for(user=key.user)
+            try:
+                prepared = _prepare(body, key, access, fallback_chains())
+            except _Refused as refused:
+                return refused.response
+            return _budget_hold(prepared, key) or prepared
+        finally:
+            services.connection_release()
+
+    prepared = await sync_to_async(admit, thread_sensitive=False)()
+    if isinstance(prepared, HttpResponseBase):
+        return prepared
     hub = services.get_hub()
     try:
         run = hub.start_run(prepared)
@@ -287,13 +309,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     return response
 
 
-async def _budget_hold(prepared: services.PreparedReply, key: Any) -> JsonResponse | None:
+def _budget_hold(prepared: services.PreparedReply, key: Any) -> JsonResponse | None:
     """Hold the reply's place in the key owner's budgets (usage.budgets); the 429 to send
     when a limit is reached (money or tokens: insufficient_quota; the request rate:
     rate_limit_exceeded), with Retry-After."""
     history = prepared.history
     try:
-        held = await services.db_step(budget_reserve)(
+        held = budget_reserve(
             user=key.user,
             provider=prepared.provider,
             model=prepared.model,
