@@ -9,12 +9,15 @@ it, so a message's own headings, fences or lists cannot break out.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from .models import Conversation
+from .models import Conversation, Message
 from .tree import ConversationTree
 
 _BACKTICKS = re.compile(r"`{3,}")
@@ -119,16 +122,40 @@ def fenced(text: str, info: str = "markdown") -> str:
     return f"{fence}{info}\n{text}\n{fence}"
 
 
+def human_datetime(iso: str) -> str:
+    """An ISO 8601 time (a row's ``updated_at``) for people: in the current time zone,
+    in the active language's ``DATETIME_FORMAT`` ("30 ноября 2026 г. 12:46", "Nov. 30,
+    2026, 12:46 p.m."), as the admin shows times. Text that is not such a time comes
+    back as it is."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso
+    if timezone.is_aware(when):
+        when = timezone.localtime(when)
+    return date_format(when, "DATETIME_FORMAT")
+
+
+def _status_label(status: str) -> str:
+    """A message status in the active language ("stopped" -> "остановлен"); an unknown
+    one as it is."""
+    try:
+        return str(Message.Status(status).label)
+    except ValueError:
+        return status
+
+
 def conversations_to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Rows from ``conversations_export_rows`` as one Markdown document: ``#`` per
-    conversation, ``##`` per message (who, model, status), the text fenced."""
+    """Rows from ``conversations_export_rows`` as one Markdown document for people, in
+    the active language: ``#`` per conversation (its owner and the time it was last
+    updated, localized), ``##`` per message (who, model, status), the text fenced."""
     lines: list[str] = []
     for conv in rows:
         title = " ".join((conv["title"] or _("Untitled")).split())
         lines += [f"# {title}", ""]
         lines += [
             _("- Owner: %(owner)s") % {"owner": conv["owner"]},
-            _("- Updated: %(date)s") % {"date": conv["updated_at"]},
+            _("- Updated: %(date)s") % {"date": human_datetime(conv["updated_at"])},
             "",
         ]
         if conv["system_prompt"]:
@@ -140,7 +167,7 @@ def conversations_to_markdown(rows: list[dict[str, Any]]) -> str:
                 else _("Assistant (%(provider)s / %(model)s)")
                 % {"provider": m["provider"], "model": m["model"]}
             )
-            status = "" if m["status"] in ("complete", "") else f" [{m['status']}]"
+            status = "" if m["status"] in ("complete", "") else f" [{_status_label(m['status'])}]"
             version = m.get("version")
             if version:
                 status += " " + _("(version %(index)d of %(count)d)") % version

@@ -72,15 +72,15 @@ def _error_text(error: ValidationError | Any) -> str:
 
 
 def _form_error_text(form: Any) -> str:
-    """A form's errors as one line that names each field ("Temperature: Ensure this
-    value is less than or equal to 2.0.")."""
+    """A form's errors as one line that names each labelled field ("Temperature: Ensure
+    this value is less than or equal to 2.0."). A field without a label of its own (the
+    message, the model...) is not named: its name is code, in English, and its errors
+    say what they are about ("The message is too long...")."""
     parts = []
     for name, errors in form.errors.items():
         text = " ".join(str(m) for m in errors)
         field = form.fields.get(name)
-        parts.append(
-            f"{field.label or name.replace('_', ' ').capitalize()}: {text}" if field else text
-        )
+        parts.append(f"{field.label}: {text}" if field is not None and field.label else text)
     return " ".join(parts)
 
 

@@ -37,7 +37,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from chat import selectors as chat_selectors
 
-from .formats import FORMATS
+from .formats import FORMATS, empty_file_message
 from .models import ImportBatch
 from .services import export, importer, limits
 from .streaming import aiterate, import_progress_lines
@@ -140,8 +140,8 @@ def _too_large() -> ValidationError:
 
 def _received_file(request: HttpRequest) -> tuple[IO[bytes], str]:
     """The uploaded file (seekable) and its name: the multipart field ``file``, or the
-    raw body named by ``X-File-Name``. ValidationError when there is none or it is too
-    large (the raw body is read no further than the limit)."""
+    raw body named by ``X-File-Name``. ValidationError when there is none, it is empty
+    (0 bytes) or it is too large (the raw body is read no further than the limit)."""
     limit = limits.max_bytes()
     if request.content_type == "multipart/form-data":
         upload = request.FILES.get("file")
@@ -149,8 +149,11 @@ def _received_file(request: HttpRequest) -> tuple[IO[bytes], str]:
             raise ValidationError(_("Choose a file to import."))
         if (upload.size or 0) > limit:
             raise _too_large()
+        if not upload.size:
+            raise ValidationError(empty_file_message(upload.name or "import"))
         return upload, upload.name or "import"
-    name = unquote(request.headers.get("X-File-Name", "")) or "import"
+    given_name = unquote(request.headers.get("X-File-Name", ""))
+    name = given_name or "import"
     spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # closed with the response
     received = 0
     while chunk := request.read(CHUNK_BYTES):
@@ -161,6 +164,8 @@ def _received_file(request: HttpRequest) -> tuple[IO[bytes], str]:
         spooled.write(chunk)
     if received == 0:
         spooled.close()
+        if given_name:  # a file was chosen, with nothing in it
+            raise ValidationError(empty_file_message(given_name))
         raise ValidationError(_("Choose a file to import."))
     spooled.seek(0)
     return spooled, name  # type: ignore[return-value]

@@ -4,6 +4,7 @@ message admin lists, filters and searches every message; exports keep their shap
 
 from __future__ import annotations
 
+import datetime
 import re
 
 import pytest
@@ -69,6 +70,19 @@ def test_a_conversation_page_is_a_rendered_read_only_transcript(
     )
     conv.refresh_from_db()
     assert conv.title == "Read me"
+
+
+def test_the_transcript_dates_read_as_the_rest_of_the_admin(
+    staff_client: Client, owner: User
+) -> None:
+    # Was "2026-11-30 12:45" in every language.
+    conv = conversation_answered_by(owner, ("openai", "gpt-4o-mini"), title="Dated")
+    when = datetime.datetime(2026, 11, 30, 12, 45, tzinfo=datetime.UTC)
+    Message.objects.filter(conversation=conv).update(created_at=when)
+    url = reverse("admin:chat_conversation_change", args=[conv.pk])
+    page = staff_client.get(url, HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert ">30 ноября 2026 г. 12:45</time>" in page
+    assert 'datetime="2026-11-30T12:45:00+00:00"' in page and "2026-11-30 12:45" not in page
 
 
 def test_filters_find_conversations_by_any_model_that_answered(

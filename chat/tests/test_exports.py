@@ -85,3 +85,32 @@ def test_a_replys_cost_is_written_as_plain_decimals() -> None:
     [row] = conversations_export_rows(Conversation.objects.filter(pk=conversation.pk))
     costs = {m["id"]: m.get("cost_usd") for m in row["messages"]}
     assert (costs[free.pk], costs[priced.pk]) == ("0", "0.000123")
+
+
+def test_a_russian_markdown_export_says_status_and_time_in_russian() -> None:
+    """The Markdown is for people: status words and the date in their language (as the
+    admin shows dates); the JSON rows keep ISO 8601 and the status codes."""
+    import datetime
+
+    from django.utils import translation
+
+    owner = User.objects.create_user("masha", password="pw-masha-123")
+    conversation = Conversation.objects.create(owner=owner, title="Отчёт", provider="fake")
+    question = Message.objects.create(conversation=conversation, role="user", content="Hi")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="Half",
+        parent=question,
+        status=Message.Status.INCOMPLETE,
+    )
+    when = datetime.datetime(2026, 11, 30, 12, 46, 15, 298278, tzinfo=datetime.UTC)
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=when)
+    rows = conversations_export_rows(Conversation.objects.filter(pk=conversation.pk))
+    assert rows[0]["updated_at"] == "2026-11-30T12:46:15.298278+00:00"
+    assert rows[0]["messages"][1]["status"] == "incomplete"
+    with translation.override("ru"):
+        markdown = conversations_to_markdown(rows)
+    assert "- Изменён: 30 ноября 2026 г. 12:46" in markdown
+    assert "[неполный]" in markdown
+    assert "incomplete" not in markdown and "2026-11-30T" not in markdown

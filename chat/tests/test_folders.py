@@ -208,6 +208,35 @@ def test_archiving_hides_a_conversation_and_the_archive_lists_it_until_unarchive
     assert kept.pk != old.pk
 
 
+def test_the_filters_show_button_is_only_for_pages_without_the_script(
+    alice: User, alice_client: Client
+) -> None:
+    # It showed on the chat page, where picking a folder shows it at once.
+    html = alice_client.get(reverse("chat:index")).content.decode()
+    assert re.search(r"<noscript><button type=\"submit\"[^>]*>Show</button></noscript>", html)
+    assert html.count(">Show</button>") == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        ({"folder": "archived"}, "No archived conversations."),
+        ({}, "No conversations yet."),
+        ({"q": "nothing"}, "No conversation matches."),
+    ],
+)
+def test_the_list_carries_its_empty_line_for_the_script(
+    alice: User, alice_client: Client, query: dict[str, str], text: str
+) -> None:
+    """The script shows the server's empty-list line when the last conversation leaves
+    the list shown (Unarchive in the archive used to leave it blank)."""
+    archived = chat(alice, "Archived one")
+    folder_services.conversation_archive(conversation=archived, archived=True)
+    html = alice_client.get(reverse("chat:index"), query).content.decode()
+    assert f'data-empty-text="{text}"' in html
+    assert 'data-empty-pinned-text="No other conversations."' in html
+
+
 def test_the_folder_filter_lists_that_folders_conversations_only(
     alice: User, alice_client: Client
 ) -> None:

@@ -4,6 +4,8 @@ sentence, and the error detail reaches staff only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
@@ -227,3 +229,55 @@ def test_a_plain_form_post_of_the_composer_keeps_the_text_and_says_why(
     assert "script did not load" in html
     assert ">my long message</textarea>" in html
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "sentence"), [("en", "The message is too long"), ("ru", "Сообщение слишком")]
+)
+def test_a_message_over_the_limit_is_refused_with_the_sentence_alone(
+    alice_client: Client, fake_provider: type, settings: Any, language: str, sentence: str
+) -> None:
+    # The form field's English name ("Content: ...") used to lead the sentence.
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    response = alice_client.post(
+        reverse("chat:reply_new"),
+        {"content": "x" * 11, "provider": "fake", "model": "fake-small"},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(sentence)
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "note"),
+    [
+        ("en", "Stopped before the model answered."),
+        ("ru", "Остановлено до того, как модель начала отвечать."),
+    ],
+)
+def test_a_reply_stopped_before_its_first_word_says_so_after_a_reload(
+    alice_client: Client, alice: User, fake_provider: type, language: str, note: str
+) -> None:
+    # It used to be a bare "Stopped" header with nothing under it.
+    conversation = Conversation.objects.create(owner=alice, provider="fake", model="fake-small")
+    parent = None
+    for content in ("", "Half an answer"):
+        question = Message.objects.create(
+            conversation=conversation, role="user", content="Tell me", parent=parent
+        )
+        parent = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="stopped",
+            content=content,
+            parent=question,
+            provider="fake",
+            model="fake-small",
+        )
+    page = alice_client.get(
+        reverse("chat:conversation", args=[conversation.pk]), HTTP_ACCEPT_LANGUAGE=language
+    )
+    html = page.content.decode()
+    assert html.count(f'<p class="msg-notice" data-notice data-stopped-note="true">{note}</p>') == 1
+    assert f'data-stopped-empty="{note}"' in html  # for the page's script, live

@@ -71,9 +71,10 @@ def read_source(handle: IO[bytes], *, file_name: str, unpacked_budget: int) -> S
     of ``FORMATS``. ``unpacked_budget`` is the most bytes read out of an archive.
 
     Raises ValidationError, each message naming the file (and the conversation, for a
-    problem in one), when the file is neither JSON nor a ZIP archive, is not valid
-    JSON, is in no known shape, has no conversations, or when any conversation is not
-    valid: then nothing of it is returned."""
+    problem in one), when the file is empty, is neither JSON nor a ZIP archive, is not
+    valid JSON (saying where and what, in the person's language), is in no known shape,
+    has no conversations, or when any conversation is not valid: then nothing of it is
+    returned."""
     problems = Problems(file_name)
     handle.seek(0)
     head = handle.read(4)
@@ -99,6 +100,8 @@ def read_source(handle: IO[bytes], *, file_name: str, unpacked_budget: int) -> S
         problems = Problems(f"{file_name}/{CONVERSATIONS_JSON}")
     else:
         data = handle.read()
+        if not data:
+            raise ValidationError(empty_file_message(file_name))
     document = _json(data, problems=problems)
     chosen = next((f for f in FORMATS if f.matches(document)), None)
     if chosen is None:
@@ -121,6 +124,39 @@ def read_source(handle: IO[bytes], *, file_name: str, unpacked_budget: int) -> S
     return SourceFile(format=chosen, conversations=conversations, notes=problems.notes)
 
 
+def empty_file_message(file_name: str) -> str:
+    """The refusal of a file with nothing in it (0 bytes), naming it."""
+    return _("“%(file)s” is empty (0 bytes): there is nothing in it to import.") % {
+        "file": file_name
+    }
+
+
+def _json_problem(message: str) -> str:
+    """What Python's JSON parser found wrong (``JSONDecodeError.msg``, English), said
+    for people in their language: "a value is missing"..."""
+    for start, problem in (
+        ("Expecting value", _("a value is missing (or the text is not JSON)")),
+        (
+            "Expecting property name",
+            _("a name in double quotes is expected (is there a comma too many?)"),
+        ),
+        ("Expecting ':'", _("a colon is missing")),
+        ("Expecting ','", _("a comma is missing (or a bracket is not closed)")),
+        ("Unterminated string", _("a quoted text is not closed")),
+        (
+            "Invalid control character",
+            _("a quoted text holds a control character (such as a line break)"),
+        ),
+        ("Invalid \\uXXXX", _("a \\u escape is not valid")),
+        ("Invalid \\escape", _("a backslash escape is not valid")),
+        ("Extra data", _("more follows the end of the JSON document")),
+        ("Illegal trailing comma", _("there is a comma too many")),
+    ):
+        if message.startswith(start):
+            return problem
+    return _("the text cannot be read")
+
+
 def _json(data: bytes, *, problems: Problems) -> Any:
     """The parsed document; ValidationError naming the line and column of a syntax
     error, or saying the file is not JSON at all."""
@@ -135,8 +171,13 @@ def _json(data: bytes, *, problems: Problems) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise ValidationError(
-            _("%(where)s is not valid JSON: %(error)s at line %(line)d, column %(column)d.")
-            % {"where": problems.where(), "error": e.msg, "line": e.lineno, "column": e.colno}
+            _("%(where)s is not valid JSON at line %(line)d, column %(column)d: %(problem)s.")
+            % {
+                "where": problems.where(),
+                "problem": _json_problem(e.msg),
+                "line": e.lineno,
+                "column": e.colno,
+            }
         ) from None
     except RecursionError:
         raise ValidationError(

@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from transfer.formats import read_source
 from transfer.formats.base import SourceConversation
@@ -149,6 +150,30 @@ def test_the_format_comes_from_the_content_not_the_name() -> None:
 def test_bad_json_names_the_file_and_the_place() -> None:
     (message,) = refusal(b'[{"role": "user", "content": "hi"}', "broken.json")
     assert "“broken.json”" in message and "not valid JSON" in message and "line 1" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "language", "expected"),
+    [
+        (b'{"messages": [1, }', "en", "at line 1, column 18: a value is missing"),
+        (b'[\n  {"role" "user"}]', "en", "at line 2, column 11: a colon is missing"),
+        (b'{"messages": [1, }', "ru", "в строке 1, столбце 18: не хватает значения"),
+        (b"[1] [2]", "ru", "в строке 1, столбце 5: после конца"),
+    ],
+)
+def test_bad_json_says_what_is_wrong_in_the_persons_language(
+    data: bytes, language: str, expected: str
+) -> None:
+    # Python's English ("Expecting value") used to show, even on a Russian page.
+    with translation.override(language):
+        (message,) = refusal(data, "broken.json")
+    assert "broken.json" in message and expected in message
+    assert "Expecting" not in message and "Extra data" not in message
+
+
+def test_an_empty_file_is_called_empty() -> None:
+    (message,) = refusal(b"", "nothing.json")
+    assert "“nothing.json” is empty" in message
 
 
 def test_binary_that_is_not_zip_is_refused() -> None:

@@ -179,6 +179,23 @@ def test_form_without_a_file_asks_for_one(client_of: Client) -> None:
     assert response.status_code == 400 and "Choose a file to import." in response.content.decode()
 
 
+def test_an_empty_file_is_called_empty_not_missing(client_of: Client) -> None:
+    # Both ways of uploading used to answer "Choose a file to import." for a 0-byte file.
+    streamed = raw_post(client_of, b"", "notes.json")
+    assert streamed.status_code == 400
+    assert streamed.json()["errors"] == [
+        "“notes.json” is empty (0 bytes): there is nothing in it to import."
+    ]
+    upload = io.BytesIO(b"")
+    upload.name = "notes.json"
+    form = client_of.post("/transfer/import/", {"file": upload})
+    assert form.status_code == 400
+    assert form.context["errors"] == [
+        "“notes.json” is empty (0 bytes): there is nothing in it to import."
+    ]
+    assert not ImportBatch.objects.exists()
+
+
 def test_streamed_import_reports_progress_then_the_result(client_of: Client, alice: Any) -> None:
     response = raw_post(client_of, fixture_bytes("chatgpt_conversations.json"), "mine.json")
     assert response.status_code == 200 and response["Content-Type"] == NDJSON

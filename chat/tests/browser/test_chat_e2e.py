@@ -162,6 +162,18 @@ def test_stop_keeps_the_partial_reply_marked_stopped_also_after_reload(
     expect(reloaded).to_have_attribute("data-status", "stopped")
     expect(reloaded.locator("[data-status-label]")).to_have_text("Stopped")
     expect(reloaded).to_contain_text("word3")
+    expect(reloaded.locator("[data-notice]")).to_be_hidden()
+
+    # Stopped before the first word: a note says so, not a bare "Stopped" header.
+    install_openai_stream(upstream, ["Too late."], delay=3, model="fake-model-1")
+    early = send(page, "Never mind.")
+    page.get_by_role("button", name="Stop").click()
+    wait_until_done(early, "stopped", timeout=8_000)
+    note = "Stopped before the model answered."
+    expect(early.locator("[data-notice]")).to_have_text(note)
+    page.reload()
+    wait_for_chat(page)
+    expect(page.locator("article.msg-reply").last.locator("[data-notice]")).to_have_text(note)
 
 
 def test_another_tab_follows_a_reply_still_being_written(page: Page, app_server: AppServer) -> None:

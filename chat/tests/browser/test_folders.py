@@ -103,5 +103,7 @@ def test_a_chat_in_a_folder_gets_its_prompt_and_can_be_pinned_archived_and_filte
     open_menu(page, "Ahoy")
     nav.get_by_role("button", name="Unarchive").click()
     expect(nav.get_by_role("link", name="Ahoy")).to_have_count(0)
+    # The archive is empty now, and says so as a reload would (it went blank).
+    expect(nav.locator(".conv-empty")).to_have_text("No archived conversations.")
     show(page, "All conversations")
     expect(page.locator("#pinned-list")).to_contain_text("Ahoy")

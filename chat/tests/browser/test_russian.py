@@ -135,6 +135,22 @@ def test_the_whole_chat_flow_in_russian_shows_no_english(
     expect(page.locator("article.msg-reply [data-content]")).to_have_text("Привет! Всё хорошо.")
     assert english_left(page) == [], "English left on the reloaded chat page"
 
+    # Longer Russian words leave room: the user's name whole (it was cut to "u…"), and
+    # the usage tables within their panels (902 px in 886).
+    assert page.locator(".user-name").evaluate("e => e.scrollWidth <= e.clientWidth")
+    page.goto("/usage/")
+    page.locator("details.usage-day-table summary").click()
+    widths = page.locator(".usage-table-wrap").evaluate_all(
+        "wraps => wraps.map(w => [w.scrollWidth, w.clientWidth])"
+    )
+    assert len(widths) == 3 and all(scroll <= client for scroll, client in widths), widths
+    # A phone: the model menu keeps its name readable (it shrank to "Loca").
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.go_back()
+    wait_for_chat(page)
+    menu = page.get_by_label("Модель", exact=True).bounding_box()
+    assert menu is not None and menu["width"] >= 144, menu
+
 
 def test_the_switchers_choice_follows_the_account_to_another_browser(
     browser: Browser, context: BrowserContext, app_server: AppServer

@@ -16,6 +16,7 @@
 
 import { errorText, i18n, postForm, urlFor } from "./dom.js";
 import { notify, showTransient } from "./notices.js";
+import { showEmptyList } from "./sidebar.js";
 
 const root = document.getElementById("folders");
 if (root) initFolders(root);
@@ -158,6 +159,7 @@ function initFolders(root) {
   function refreshGroups() {
     const section = document.getElementById("pinned-section");
     if (section) section.hidden = !pinnedList.querySelector("li.conv");
+    showEmptyList(mainList); // "No archived conversations." when the last one left
   }
 
   // -- Move to folder… ---------------------------------------------------------------------
@@ -201,13 +203,11 @@ function initFolders(root) {
 /**
  * The folder filter shows its choice at once: picked with the pointer, on the pick; with
  * the keyboard (arrow keys step through the options), on Enter or when the focus leaves
- * it. The Show button, for pages without this script, is not needed then.
+ * it. (Its Show button is in a <noscript>: for pages without this script.)
  */
 function initFilter(select) {
   if (!select) return;
   const shown = select.value;
-  const go = select.form.querySelector(".folder-go");
-  if (go) go.hidden = true;
   let keyed = false;
   const apply = () => {
     if (select.value !== shown) select.form.requestSubmit();

@@ -59,6 +59,7 @@ export function setReplyStatus(article, status) {
   article.querySelector("[data-status-label]").textContent = i18n[STATUS_LABELS[status]] ?? "";
   if (status === "streaming") article.setAttribute("aria-busy", "true");
   else article.removeAttribute("aria-busy");
+  showStoppedNote(article);
 }
 
 /** The reply's content element ([data-content]). */
@@ -133,10 +134,34 @@ export function setFallback(article, note) {
   el.hidden = !note;
 }
 
+/** Why the reply did not finish normally (worded by the server), or nothing. */
 export function setReplyNotice(article, notice) {
   const el = article.querySelector("[data-notice]");
   el.textContent = notice || "";
   el.hidden = !notice;
+  delete el.dataset.stoppedNote;
+  showStoppedNote(article);
+}
+
+/**
+ * A reply stopped before its first word would be a bare "Stopped" header: its notice
+ * says "Stopped before the model answered." (as _reply.html does after a reload), unless
+ * the server gave one. The note goes when the reply gets text or another status.
+ */
+function showStoppedNote(article) {
+  const el = article.querySelector("[data-notice]");
+  if (!el) return;
+  const ours = el.dataset.stoppedNote === "true";
+  const wanted = article.dataset.status === "stopped" && !replySource(article).trim() && Boolean(i18n.stoppedEmpty);
+  if (wanted && (ours || !el.textContent)) {
+    el.textContent = i18n.stoppedEmpty;
+    el.hidden = false;
+    el.dataset.stoppedNote = "true";
+  } else if (!wanted && ours) {
+    el.textContent = "";
+    el.hidden = true;
+    delete el.dataset.stoppedNote;
+  }
 }
 
 export function setReplyActions(article, { canContinue = false, canRetry = false } = {}) {

@@ -15,6 +15,31 @@ const POLL_MS = 3000;
 const WATCH_AFTER_SEND_MS = 20_000; // a new chat's title arrives a few seconds after its reply
 const MAX_IDS = 100;
 
+/**
+ * The list's empty-state line when no conversation is left in it (pinned ones aside), the
+ * same as the server writes for an empty list: its data-empty-text ("No archived
+ * conversations."...), or data-empty-pinned-text ("No other conversations.") while the
+ * "Pinned" group holds some. Removed when the list has conversations again.
+ * @param {HTMLElement | null} list the #conversation-list
+ */
+export function showEmptyList(list) {
+  if (!list) return;
+  let line = list.querySelector(":scope > .conv-empty");
+  if (list.querySelector(":scope > li.conv")) {
+    line?.remove();
+    return;
+  }
+  const pinned = list.querySelector("#pinned-list li.conv");
+  const text = pinned ? list.dataset.emptyPinnedText : list.dataset.emptyText;
+  if (!text) return;
+  if (!line) {
+    line = document.createElement("li");
+    line.className = "conv-empty";
+    list.append(line);
+  }
+  line.textContent = text;
+}
+
 export class Sidebar {
   /**
    * @param {object} options
@@ -101,6 +126,7 @@ export class Sidebar {
   /** Remove conversation `id` from the list (it was deleted). */
   remove(id) {
     this.item(id)?.remove();
+    showEmptyList(this.list);
   }
 
   /** Show `title` for conversation `id` (a search result keeps its marked-up match). */
