@@ -349,6 +349,7 @@ def test_rename_search_by_message_text_and_delete_a_conversation(page: Page) -> 
     search.fill("zebra")
     search.press("Enter")
     expect(page).to_have_url(re.compile(r"\?q=zebra$"))
+    wait_for_chat(page)  # a new page: its script binds the Delete dialog
     expect(sidebar.get_by_role("link", name="Trip ideas")).to_be_visible()
     expect(sidebar.get_by_role("link", name="Bake some bread")).to_have_count(0)
 
