@@ -9,7 +9,8 @@ calendar days and months in the server's ``TIME_ZONE``; the rate is replies star
 any 60 seconds. Staff are held to budgets unless ``CHAT_BUDGET_STAFF_EXEMPT`` is true.
 
 What counts as used: the ``UsageRecord`` rows of the period (cost, None counting $0;
-tokens = input + output, output including reasoning), plus the replies still being
+tokens = input + output, output including reasoning; the days before today summed from
+``UsageDailyPerson``, written in each record's transaction), plus the replies still being
 written (``BudgetReservation`` rows). A limit is reached when used >= limit; the refusal
 names the limit that resets last among those reached (the time the person can send
 again) and when.
@@ -52,9 +53,11 @@ Usage on a front door (chat page, API), before anything is saved::
     budget_settle(reservation_id=reservation.id, user_id=..., provider=..., ...)
 
 Cost: one query for the budgets that apply, then for the person one aggregate over their
-records of the longest period (the ``usage_user_created`` index) and one over their
-reservations; two more per group with a team budget (its members' records and
-reservations). Nothing at all is read beyond the first query when no limit applies.
+records of today (the ``usage_user_created`` index) and, in the same query, their daily
+rows (``UsageDailyPerson``) for this month's days before today when a monthly limit
+applies, and one over their reservations; two more per group with a team budget (its
+members' records and daily rows, and their reservations). Nothing at all is read beyond
+the first query when no limit applies.
 """
 
 from __future__ import annotations
@@ -69,12 +72,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, F, Func, Min, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext
 
-from .models import Budget, BudgetLock, BudgetReservation, UsageRecord
+from .models import (
+    COST_DIGITS,
+    Budget,
+    BudgetLock,
+    BudgetReservation,
+    UsageDailyPerson,
+    UsageRecord,
+)
 from .prices import price_for
 
 if TYPE_CHECKING:
@@ -290,28 +300,59 @@ def _tokens() -> Any:
     return Coalesce("input_tokens", 0) + Coalesce("output_tokens", 0)
 
 
-def _records_used(
-    records: models.QuerySet[UsageRecord], starts: dict[str, datetime], now: datetime, rate: bool
-) -> dict[str, Any]:
-    """One aggregate over ``records`` from the earliest of ``starts`` to ``now``: cost
-    and tokens since each start (keys "cost:<period>", "tokens:<period>"), and with
-    ``rate`` the count and oldest time of those in the last minute."""
-    window = now - RATE_WINDOW
-    earliest = min([*starts.values(), window] if rate else starts.values())
+def _used(user_ids: Q, starts: dict[str, datetime], now: datetime, rate: bool) -> dict[str, Any]:
+    """What the records of the people ``user_ids`` (a filter on ``user_id``) used from
+    each of ``starts`` to ``now``: cost and tokens (keys "cost:<period>",
+    "tokens:<period>", None or 0 when nothing), and with ``rate`` the count and oldest
+    time of those in the last minute (keys "recent", "oldest_recent").
+
+    One aggregate query (one snapshot): today and the last minute from the records (the
+    ``usage_user_created`` index); the whole days before today (in ``TIME_ZONE``) of a
+    period that began before today from ``UsageDailyPerson``, a row per person and day
+    written in each record's transaction, so the sums are the records' own."""
+    zone = timezone.get_default_timezone()
+    # A record's day (UsageDailyPerson.day) is before today exactly when it was written
+    # before today began: a day begins at its local midnight, as a period does.
+    today_begins = period_bounds(DAY, now)[0]
+    today = timezone.localtime(today_begins, zone).date()
+    lows = [now - RATE_WINDOW] if rate else []
     sums: dict[str, Any] = {}
     for period, start in starts.items():
-        since = Q(created_at__gte=start)
-        sums[f"cost:{period}"] = Sum("cost", filter=since)
-        sums[f"tokens:{period}"] = Sum(
-            _tokens(), filter=since, output_field=models.BigIntegerField()
-        )
+        lows.append(max(start, today_begins))
+        first = timezone.localtime(start, zone).date()
+        earlier = None
+        if first < today:
+            earlier = UsageDailyPerson.objects.filter(user_ids, day__gte=first, day__lt=today)
+        since = Q(created_at__gte=max(start, today_begins))
+        cost = Sum("cost", filter=since)
+        tokens = Sum(_tokens(), filter=since, output_field=models.BigIntegerField())
+        if earlier is not None:
+            cost = Coalesce(cost, _ZERO_COST) + _daily_sum(earlier, F("cost"), _COST_FIELD)
+            tokens = Coalesce(tokens, 0) + _daily_sum(earlier, _tokens(), _TOKENS_FIELD)
+        sums[f"cost:{period}"] = cost
+        sums[f"tokens:{period}"] = tokens
     if rate:
-        recent = Q(created_at__gt=window)
+        recent = Q(created_at__gt=now - RATE_WINDOW)
         sums["recent"] = Count("id", filter=recent)
         sums["oldest_recent"] = Min("created_at", filter=recent)
-    return (
-        records.filter(created_at__gte=earliest, created_at__lte=now).order_by().aggregate(**sums)
-    )
+    records = UsageRecord.objects.filter(user_ids, created_at__gte=min(lows), created_at__lte=now)
+    used = records.order_by().aggregate(**sums)
+    for period in starts:  # PostgreSQL adds a bigint to a numeric as a numeric
+        if used[f"tokens:{period}"] is not None:
+            used[f"tokens:{period}"] = int(used[f"tokens:{period}"])
+    return used
+
+
+_COST_FIELD = models.DecimalField(**COST_DIGITS)
+_TOKENS_FIELD = models.BigIntegerField()
+_ZERO_COST = Value(Decimal(0), output_field=_COST_FIELD)
+
+
+def _daily_sum(rows: models.QuerySet[UsageDailyPerson], expression: Any, field: Any) -> Any:
+    """``SUM(expression)`` over ``rows``, 0 when there are none, as a scalar subquery."""
+    total = Func(expression, function="SUM", output_field=field)
+    zero = _ZERO_COST if field is _COST_FIELD else Value(0)
+    return Coalesce(Subquery(rows.order_by().values(total=total), output_field=field), zero)
 
 
 def _reserved(reservations: models.QuerySet[BudgetReservation], now: datetime) -> dict[str, Any]:
@@ -343,13 +384,13 @@ def _lines(user: Any, limits: list[_Limit], now: datetime) -> list[BudgetLine]:
     if personal:
         starts = {lim.period: bounds[lim.period][0] for lim in personal if lim.period != MINUTE}
         rate = any(lim.kind == REQUESTS for lim in personal)
-        used = _records_used(UsageRecord.objects.filter(user_id=user.pk), starts, now, rate)
+        used = _used(Q(user_id=user.pk), starts, now, rate)
         flight = _reserved(BudgetReservation.objects.filter(user_id=user.pk), now)
         lines.extend(_line(lim, used, flight, bounds, now) for lim in personal)
     for group_id, group_limits in sorted(teams.items()):
         members = _memberships().filter(group_id=group_id).values("user_id")
         starts = {lim.period: bounds[lim.period][0] for lim in group_limits}
-        used = _records_used(UsageRecord.objects.filter(user_id__in=members), starts, now, False)
+        used = _used(Q(user_id__in=members), starts, now, False)
         flight = _reserved(BudgetReservation.objects.filter(user_id__in=members), now)
         lines.extend(_line(lim, used, flight, bounds, now) for lim in group_limits)
     return lines

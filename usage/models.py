@@ -156,6 +156,109 @@ class UsageRecord(models.Model):
         return f"{self.provider}/{self.model} @ {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class DailySums(models.Model):
+    """What the usage records of one local day and one group (see the subclasses) add up
+    to, kept up to date as each record is written (``usage.services.usage_daily_add``, in
+    the record's transaction) so that the usage pages and budgets read a few rows per day
+    instead of every record.
+
+    ``day`` is the record's calendar date in the server's ``TIME_ZONE`` (the zone the
+    pages and budgets count days in; after changing it, ``manage.py usage_daily_rebuild``
+    recounts the days). ``requests`` counts the records; each token sum is None while no
+    record of the group reported that count (as a sum over the records would be);
+    ``cost`` (US dollars) sums the records with a cost, None while none had one;
+    ``unpriced`` counts the records without a cost and ``errors`` those whose reply
+    failed. Records are never deleted (their admin is read-only): a record deleted by
+    hand leaves its sums here until the next rebuild."""
+
+    day = models.DateField(_("day"))
+    requests = models.PositiveIntegerField(_("requests"), default=0)
+    input_tokens = models.PositiveBigIntegerField(_("input tokens"), null=True, blank=True)
+    output_tokens = models.PositiveBigIntegerField(_("output tokens"), null=True, blank=True)
+    reasoning_tokens = models.PositiveBigIntegerField(_("reasoning tokens"), null=True, blank=True)
+    cost = models.DecimalField(_("cost (USD)"), null=True, blank=True, **COST_DIGITS)
+    unpriced = models.PositiveIntegerField(_("requests without a price"), default=0)
+    errors = models.PositiveIntegerField(_("failed requests"), default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageDaily(DailySums):
+    """One person's usage of one provider's model through one door (chat page or API)
+    on one day: the person's usage page reads these (its (user, day, ...) key is its
+    index). ``user`` None: records without a person (their account was deleted); there
+    may then be several rows of one key, their sums to be added together."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    provider = models.CharField(_("provider"), max_length=64)
+    model = models.CharField(_("model"), max_length=200)
+    source = models.CharField(_("source"), max_length=8, choices=UsageRecord.Source.choices)
+
+    class Meta:
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "day", "provider", "model", "source"], name="usage_daily_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id} {self.provider}/{self.model} ({self.source})"
+
+
+class UsageDailyPerson(DailySums):
+    """One person's usage on one day, all models together: the dashboard's top people
+    (by ``day``) and team budgets (by person and day). ``user`` None as in
+    ``UsageDaily``."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+
+    class Meta:
+        verbose_name = _("daily usage by person")
+        verbose_name_plural = _("daily usage by person")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="usage_daily_person_key"),
+        ]
+        indexes = [models.Index(fields=["day"], name="usage_daily_person_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id}"
+
+
+class UsageDailyModel(DailySums):
+    """One provider's model's usage on one day, everyone together: the dashboard's days,
+    totals and top models (a few dozen rows a day, whatever the number of people)."""
+
+    provider = models.CharField(_("provider"), max_length=64)
+    model = models.CharField(_("model"), max_length=200)
+
+    class Meta:
+        verbose_name = _("daily usage by model")
+        verbose_name_plural = _("daily usage by model")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "model"], name="usage_daily_model_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider}/{self.model}"
+
+
 # Dollars: budgets up to 99,999,999.9999.
 BUDGET_COST_DIGITS = {"max_digits": 12, "decimal_places": 4}
 

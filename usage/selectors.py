@@ -1,12 +1,16 @@
 """Reads of usage records: one person's usage and the admin dashboard over a period.
 
-Everything here is an aggregate query: the database sums the records and Python gets at
-most one row per day, per model or per person (never the records themselves), so a page
-costs the same few queries whether a period holds ten records or a million.
+Everything here is an aggregate query: the database sums and Python gets at most one row
+per day, per model or per person (never the records themselves), so a page costs the
+same few queries whether a period holds ten records or a million.
 
 Days are calendar days in the current time zone (``TIME_ZONE``, or the one a request
-activated). Money is in US dollars (``Decimal``); a cost is None when no record of the
-group had a known price (``unpriced`` says how many records had none).
+activated). In ``TIME_ZONE`` the sums come from the daily tables (``UsageDaily``,
+``UsageDailyPerson``, ``UsageDailyModel``: a few rows per day, kept up to date as each
+record is written, today included), with the same numbers as summing the records; in
+another zone, from the records themselves. Money is in US dollars (``Decimal``); a cost
+is None when no record of the group had a known price (``unpriced`` says how many
+records had none).
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Count, DateField, F, Func, Q, QuerySet, Sum, Value
+from django.db.models import Count, DateField, F, Func, Model, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from .models import UsageRecord
+from .models import UsageDaily, UsageDailyModel, UsageDailyPerson, UsageRecord
 
 # Periods a page offers: the last N days (today included), or a calendar month.
 PERIOD_DAYS = (7, 30, 90, 365)
@@ -62,7 +67,7 @@ class UsagePeriod:
         return [self.first_day + datetime.timedelta(days=n) for n in range(count)]
 
 
-def _midnight(day: datetime.date, tz: datetime.tzinfo) -> datetime.datetime:
+def midnight(day: datetime.date, tz: datetime.tzinfo) -> datetime.datetime:
     """The aware instant a local day starts (a zone's DST gap at midnight: the first
     valid instant after it, as zoneinfo's fold rules give it)."""
     return datetime.datetime.combine(day, datetime.time(), tzinfo=tz)
@@ -90,8 +95,8 @@ def usage_period(key: str | None, *, today: datetime.date | None = None) -> Usag
         key=key,
         first_day=first,
         last_day=last,
-        start=_midnight(first, tz),
-        end=_midnight(last + datetime.timedelta(days=1), tz),
+        start=midnight(first, tz),
+        end=midnight(last + datetime.timedelta(days=1), tz),
     )
 
 
@@ -235,8 +240,8 @@ _SUM_NAMES = tuple(f.name for f in fields(UsageSums))
 _PREFIX = "sum_"
 
 
-def _sums() -> dict[str, Any]:
-    """The aggregates behind ``UsageSums``, by field name with _PREFIX."""
+def _record_sums() -> dict[str, Any]:
+    """The aggregates behind ``UsageSums`` over records, by field name with _PREFIX."""
     aggregates = {
         "requests": Count("id"),
         "input_tokens": Sum("input_tokens"),
@@ -249,11 +254,30 @@ def _sums() -> dict[str, Any]:
     return {_PREFIX + name: aggregate for name, aggregate in aggregates.items()}
 
 
+def _daily_sums() -> dict[str, Any]:
+    """The same aggregates over rows of a daily table (``DailySums``): sums of sums."""
+    return {_PREFIX + name: Sum(name) for name in _SUM_NAMES}
+
+
+_COUNTS = frozenset(_SUM_NAMES) - {"cost"}
+
+
 def _sums_of(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: row[_PREFIX + name] for name in _SUM_NAMES}
+    # PostgreSQL sums a bigint column as numeric (a Decimal here): counts are ints.
+    return {
+        name: int(value) if name in _COUNTS and value is not None else value
+        for name, value in ((name, row[_PREFIX + name]) for name in _SUM_NAMES)
+    }
 
 
-def _biggest_first(groups: QuerySet[UsageRecord], *then: str) -> QuerySet[UsageRecord]:
+def daily_tables_apply() -> bool:
+    """True when the daily tables can answer for the current time zone: it is the
+    server's ``TIME_ZONE``, the zone their days are counted in (a request that activated
+    another zone is answered from the records)."""
+    return timezone.get_current_timezone_name() == settings.TIME_ZONE
+
+
+def _biggest_first(groups: QuerySet[Any], *then: str) -> QuerySet[Any]:
     """Groups (``values(...).annotate(**_sums())``) ordered by cost (unknown last), then
     tokens, then requests, then the fields ``then`` (ties in a stable order)."""
     tokens = Coalesce(F(f"{_PREFIX}input_tokens"), Value(0)) + Coalesce(
@@ -319,23 +343,33 @@ def _in_period(records: QuerySet[UsageRecord], period: UsagePeriod) -> QuerySet[
     return records.filter(created_at__gte=period.start, created_at__lt=period.end).order_by()
 
 
-def _days(records: QuerySet[UsageRecord], period: UsagePeriod) -> list[DayUsage]:
-    """Every day of ``period`` with its sums (zeros on days without records). One query."""
+def _daily_in_period(rows: QuerySet[Model], period: UsagePeriod) -> QuerySet[Model]:
+    return rows.filter(day__gte=period.first_day, day__lte=period.last_day).order_by()
+
+
+def _records_by_day(records: QuerySet[UsageRecord], period: UsagePeriod) -> QuerySet[Any]:
+    """``records`` of ``period`` summed by local day (``day``)."""
     day = LocalDate(
         "created_at", tz=timezone.get_current_timezone(), start=period.start, end=period.end
     )
-    rows = _in_period(records, period).values(day=day).annotate(**_sums())
-    by_day = {row["day"]: row for row in rows}
+    return _in_period(records, period).values(day=day).annotate(**_record_sums())
+
+
+def _days(by_day: Iterable[dict[str, Any]], period: UsagePeriod) -> list[DayUsage]:
+    """Every day of ``period`` with its sums from ``by_day`` (an aggregate query's rows
+    with ``day``; one query), zeros on days without any."""
+    rows = {row["day"]: row for row in by_day}
     return [
-        DayUsage(day=d, **_sums_of(by_day[d])) if d in by_day else DayUsage(day=d)
-        for d in period.days
+        DayUsage(day=d, **_sums_of(rows[d])) if d in rows else DayUsage(day=d) for d in period.days
     ]
 
 
-def _models(records: QuerySet[UsageRecord], limit: int | None = None) -> list[ModelUsage]:
-    rows = _biggest_first(
-        records.values("provider", "model").annotate(**_sums()), "provider", "model"
-    )
+def _models(
+    rows: QuerySet[Any], sums: dict[str, Any], limit: int | None = None
+) -> list[ModelUsage]:
+    """``rows`` (records, or rows of a daily table) summed by provider and model with
+    ``sums``, biggest first."""
+    rows = _biggest_first(rows.values("provider", "model").annotate(**sums), "provider", "model")
     if limit is not None:
         rows = rows[:limit]
     return [
@@ -380,10 +414,17 @@ class UsageReport:
 
 def usage_report_for_user(*, user: AbstractBaseUser, period: UsagePeriod) -> UsageReport:
     """``user``'s own usage over ``period`` (no one else's records, ever). Two
-    aggregate queries, both on the (user, created_at) index."""
-    records = UsageRecord.objects.filter(user=user)
-    days = _days(records, period)
-    models = _models(_in_period(records, period))
+    aggregate queries: over the person's ``UsageDaily`` rows of the period (its
+    (user, day, ...) key), or in another time zone than ``TIME_ZONE`` over their
+    records (the (user, created_at) index)."""
+    if daily_tables_apply():
+        rows = _daily_in_period(UsageDaily.objects.filter(user=user), period)
+        days = _days(rows.values("day").annotate(**_daily_sums()), period)
+        models = _models(rows, _daily_sums())
+    else:
+        records = UsageRecord.objects.filter(user=user)
+        days = _days(_records_by_day(records, period), period)
+        models = _models(_in_period(records, period), _record_sums())
     return UsageReport(
         period=period,
         days=days,
@@ -412,13 +453,21 @@ class UsageDashboard:
 
 def usage_dashboard(*, period: UsagePeriod, top: int = TOP_COUNT) -> UsageDashboard:
     """The admin dashboard's numbers over ``period``: four queries (per day, top
-    people, their names, top models), each an aggregate over the period's records."""
-    records = UsageRecord.objects.all()
-    days = _days(records, period)
-    in_period = _in_period(records, period)
-    person_rows = list(
-        _biggest_first(in_period.values("user_id").annotate(**_sums()), "user_id")[:top]
-    )
+    people, their names, top models). Per day and top models sum the period's
+    ``UsageDailyModel`` rows, top people its ``UsageDailyPerson`` rows; in another time
+    zone than ``TIME_ZONE``, each sums the period's records."""
+    if daily_tables_apply():
+        by_model = _daily_in_period(UsageDailyModel.objects.all(), period)
+        days = _days(by_model.values("day").annotate(**_daily_sums()), period)
+        by_person = _daily_in_period(UsageDailyPerson.objects.all(), period).values("user_id")
+        by_person = by_person.annotate(**_daily_sums())
+        models = _models(by_model, _daily_sums(), limit=top)
+    else:
+        records = _in_period(UsageRecord.objects.all(), period)
+        days = _days(_records_by_day(UsageRecord.objects.all(), period), period)
+        by_person = records.values("user_id").annotate(**_record_sums())
+        models = _models(records, _record_sums(), limit=top)
+    person_rows = list(_biggest_first(by_person, "user_id")[:top])
     user_model = get_user_model()
     ids = [row["user_id"] for row in person_rows if row["user_id"] is not None]
     names = dict(
@@ -433,5 +482,5 @@ def usage_dashboard(*, period: UsagePeriod, top: int = TOP_COUNT) -> UsageDashbo
         days=days,
         totals=_total(days),
         people=people,
-        models=_models(in_period, limit=top),
+        models=models,
     )

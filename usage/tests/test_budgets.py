@@ -26,6 +26,7 @@ from usage.budgets import (
     budget_status,
 )
 from usage.models import Budget, BudgetReservation, ModelPrice, UsageRecord
+from usage.services import usage_daily_add
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def spend(
     tokens: tuple[int, int] = (0, 0),
     at: datetime = NOW - timedelta(hours=1),
 ) -> UsageRecord:
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         user=user,
         source="chat",
         provider="openai",
@@ -68,6 +69,8 @@ def spend(
         outcome="complete",
         created_at=at,
     )
+    usage_daily_add(record)  # as usage_record_write does
+    return record
 
 
 def member(name: str, group: Group) -> User:

@@ -21,6 +21,7 @@ from usage.selectors import (
     usage_period,
     usage_report_for_user,
 )
+from usage.services import usage_daily_add
 
 TODAY = datetime.date(2026, 5, 14)
 
@@ -37,7 +38,7 @@ def make(
     cost: str | None = "0.01",
     outcome: str = UsageRecord.Outcome.COMPLETE,
 ) -> UsageRecord:
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         user=user,
         source=UsageRecord.Source.CHAT,
         provider=provider,
@@ -49,6 +50,8 @@ def make(
         outcome=outcome,
         created_at=at,
     )
+    usage_daily_add(record)  # as usage_record_write does
+    return record
 
 
 def local(day: datetime.date, hour: int = 12, minute: int = 0) -> datetime.datetime:

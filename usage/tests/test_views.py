@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from usage.models import UsageRecord
+from usage.services import usage_daily_add
 from usage.templatetags.usage_charts import format_compact, format_usd
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def make(
     cost: str | None = "0.25",
     outcome: str = UsageRecord.Outcome.COMPLETE,
 ) -> UsageRecord:
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         user=user,
         source=UsageRecord.Source.CHAT,
         provider=provider,
@@ -47,6 +48,8 @@ def make(
         outcome=outcome,
         created_at=timezone.now() - datetime.timedelta(days=days_ago),
     )
+    usage_daily_add(record)  # as usage_record_write does
+    return record
 
 
 def signed_in(user: User) -> Client:
