@@ -157,7 +157,22 @@ def _options(body: dict[str, Any]) -> ChatOptions:
             stop=stop_sequences,
         )
     except ProviderError as e:
-        raise _Refused(_error(400, e.message)) from e
+        # Name the field at fault, as OpenAI does (``param``): each is checked alone.
+        param = None
+        for name, value in (
+            ("temperature", {"temperature": body.get("temperature")}),
+            (
+                "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens",
+                {"max_tokens": max_tokens},
+            ),
+            ("reasoning_effort", {"reasoning_effort": body.get("reasoning_effort")}),
+        ):
+            try:
+                ChatOptions(**value)
+            except ProviderError:
+                param = name
+                break
+        raise _Refused(_error(400, e.message, param=param)) from e
 
 
 def _usable(provider_name: str, model: str) -> Any:

@@ -254,7 +254,9 @@ class Message(models.Model):
             return ""
         from .services.fallback import fallback_note
 
-        return fallback_note(self.fallback, model=self.model)
+        return fallback_note(
+            self.fallback, model=self.model, failed=self.status == self.Status.ERROR
+        )
 
     @property
     def trimmed_note(self) -> str:

@@ -144,7 +144,19 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         )
     menu = async_to_sync(services.provider_menu)(for_staff=request.user.is_staff)
     # Only the models this person's groups may use (access rules, in the admin).
-    menu = model_access_for(user=request.user).filter_menu(menu)
+    access = model_access_for(user=request.user)
+    menu = access.filter_menu(menu)
+    # Nothing to choose: say why (the access rules, or no provider set up at all).
+    no_model_reason = ""
+    if not any(choice.usable and choice.models for choice in menu):
+        no_model_reason = (
+            _(
+                "Your groups may not use any model on this server. Ask an administrator "
+                "to allow one."
+            )
+            if access.restricted
+            else _("No model is available on this server yet. Ask an administrator.")
+        )
     folder_note = ""
     if conversation:
         current_provider, current_model = conversation.provider, conversation.model
@@ -210,6 +222,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "viewing_earlier": viewing_earlier,
         "search_hit": hit,
         "menu": menu,
+        "no_model_reason": no_model_reason,
         "current_provider": current_provider,
         "current_model": current_model,
         "settings_form": settings_form,

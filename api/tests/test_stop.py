@@ -108,3 +108,24 @@ async def test_n_and_tools_stay_refused(
         await client.chat.completions.create(model="fake/fake-small", messages=HI, **fields)
     assert refused.value.param == param
     assert fake_provider.calls == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+    ],
+    ids=["temperature", "max_tokens", "max_completion_tokens", "reasoning_effort"],
+)
+async def test_an_option_out_of_range_is_named_in_param(
+    client: openai.AsyncOpenAI, fake_provider: type, fields: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(
+            model="fake/fake-small", messages=HI, extra_body=fields
+        )
+    assert (refused.value.status_code, refused.value.param) == (400, param)
+    assert fake_provider.calls == []

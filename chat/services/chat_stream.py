@@ -125,6 +125,8 @@ def _ending_or_start(event: Any, seq: int, *, reply_id: int, show_detail: bool) 
             data["reasoning_ms"] = event.reasoning_ms
         if show_detail and kind is RunFailed and event.detail:
             data["detail"] = event.detail
+        if kind is RunFailed and event.fallback_note:
+            data["fallback_note"] = event.fallback_note  # replaces "Answered by ..."
         return sse_event("error", data, event_id=seq)
     assert kind is RunFinished or kind is RunStopped
     return sse_event(

@@ -146,13 +146,21 @@ def _why(kind: str) -> str:
     return _("was unavailable")
 
 
-def fallback_note(attempts: Sequence[dict[str, str]] | None, *, model: str) -> str:
+def fallback_note(
+    attempts: Sequence[dict[str, str]] | None, *, model: str, failed: bool = False
+) -> str:
     """The sentence shown beside a reply another model answered: which models failed
-    and why, and which one answered (``model``); "" when ``attempts`` (the reply's
-    ``Message.fallback``: [{"provider", "model", "kind"}...]) is empty."""
+    and why, and which one answered (``model``); with ``failed``, that ``model``, the
+    last one tried, failed too. "" when ``attempts`` (the reply's ``Message.fallback``:
+    [{"provider", "model", "kind"}...]) is empty."""
     if not attempts:
         return ""
     reasons = get_text_list(
         [f"{a.get('model', '')} {_why(a.get('kind', ''))}" for a in attempts], _("and")
     )
+    if failed:
+        return _("Tried in turn: %(reasons)s, then %(model)s failed too.") % {
+            "model": model,
+            "reasons": reasons,
+        }
     return _("Answered by %(model)s: %(reasons)s.") % {"model": model, "reasons": reasons}

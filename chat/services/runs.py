@@ -109,6 +109,8 @@ class RunFailed:
     finish_reason: str = ""
     can_continue: bool = False
     reasoning_ms: int | None = None  # as in RunFinished
+    # After a fallback: the models tried and why, this one failing too ("" without one).
+    fallback_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,6 +589,9 @@ class ReplyRun:
                 finish_reason=finish_reason,
                 can_continue=status == Message.Status.INCOMPLETE,
                 reasoning_ms=self._reasoning_ms,
+                fallback_note=fallback_note(
+                    self.fallback, model=self.model, failed=status == Message.Status.ERROR
+                ),
             )
         )
 

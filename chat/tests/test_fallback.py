@@ -152,6 +152,13 @@ async def test_when_every_model_fails_the_reply_says_so(
     assert (reply.provider, reply.model) == ("spare", "spare-1")
     assert [a["model"] for a in reply.fallback] == ["fake-small", "fake-large"]
     assert "Spare" in reply.error
+    # Nobody answered: the note says each was tried, not "Answered by".
+    assert reply.fallback_note == (
+        "Tried in turn: fake-small was unavailable and fake-large was unavailable, "
+        "then spare-1 failed too."
+    )
+    failed = next(e for e in run.events if type(e).__name__ == "RunFailed")
+    assert failed.fallback_note == reply.fallback_note
 
 
 async def test_the_conversations_chain_replaces_the_admins(

@@ -35,6 +35,19 @@ def test_the_menu_shows_only_the_models_the_group_may_use(limited: User) -> None
     assert 'value="fake::fake-large"' not in html
 
 
+def test_a_person_whose_groups_may_use_no_model_is_told_why(limited: User) -> None:
+    ModelAccessRule.objects.filter(group__name="interns").update(
+        provider="*", model_pattern="*", allow=False
+    )
+    client = Client()
+    client.force_login(limited)
+    html = client.get(reverse("chat:index")).content.decode()
+    reason = "Your groups may not use any model on this server."
+    assert 'value="fake::' not in html
+    assert f'<p class="composer-no-model" role="note">{reason}' in html
+    assert f'data-no-model="{reason}' in html  # what Send says, instead of "Choose a model"
+
+
 def test_sending_to_a_forbidden_model_is_refused_and_nothing_saved(limited: User) -> None:
     conversation = Conversation.objects.create(owner=limited, provider="fake", model="fake-small")
     with pytest.raises(ValidationError, match="may not use fake-large"):

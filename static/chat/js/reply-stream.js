@@ -341,6 +341,7 @@ export class ReplyStream {
         const status = data.status || "error";
         setReplyStatus(article, status);
         setReplyError(article, data.message, data.detail);
+        if (data.fallback_note) setFallback(article, data.fallback_note); // the last one failed too
         setReplyActions(article, { canRetry: true, canContinue: Boolean(data.can_continue) });
         if (this.reasoning) setReasoningSummary(article, this.reasoningSummary());
       });
