@@ -77,7 +77,8 @@ def usage_record_write(
     tokens, in US dollars, rounded to 10 decimal places; reasoning tokens are not added
     again. The price (``price_for``, resolved for this request's input size) is copied
     onto the record: changing it later does not change this record. ``cost`` is None
-    when no price is known or the provider reported no token counts.
+    when no price is known or the provider reported no token counts (0 for a free
+    model whatever the counts).
 
     ``ttft_ms`` and ``duration_ms`` are milliseconds; ``outcome`` is a
     ``UsageRecord.Outcome`` value (see ``outcome_from_reply``), ``source`` "chat" or
@@ -96,7 +97,14 @@ def usage_record_write(
     if price is not None:
         flat = price.for_request(input_tokens or 0)
         input_price, output_price = flat.input_per_mtok, flat.output_per_mtok
-        if input_tokens is not None or output_tokens is not None:
+        if (
+            not input_price
+            and not output_price
+            and not price.input_tiers
+            and not (price.output_tiers)
+        ):
+            cost = Decimal(0)  # a free model (the local one) costs nothing, counted or not
+        elif input_tokens is not None or output_tokens is not None:
             cost = flat.cost(input_tokens or 0, output_tokens or 0).quantize(
                 COST_QUANTUM, rounding=ROUND_HALF_UP
             )

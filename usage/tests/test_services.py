@@ -176,3 +176,18 @@ def test_outcome_from_a_reply_status(status: str, finish_reason: str, outcome: s
 def test_a_reply_still_streaming_has_no_outcome() -> None:
     with pytest.raises(ValueError):
         outcome_from_reply("streaming")
+
+
+def test_a_free_model_costs_nothing_even_without_token_counts(user: User) -> None:
+    """The local model is free: a reply it did not count (it failed, it was stopped
+    before any text) costs $0, not "no known price"."""
+    record = write(
+        user,
+        provider="local",
+        model="smollm2-135m-instruct",
+        input_tokens=None,
+        output_tokens=None,
+        outcome="error",
+    )
+    record.refresh_from_db()
+    assert record.cost == Decimal(0)
