@@ -120,8 +120,9 @@ class AccountLanguageMiddleware:
         if _needs_session_language(request):
             language = request.session.get(SESSION_KEY)
             if language is None and request.user.is_authenticated:
-                # A session from before sign-in copied the language: look it up once.
-                language = language_of_account(user=request.user)
+                # A session from before sign-in copied the language: look it up once
+                # ("" when the account has none, so that it is not looked up again).
+                language = language_of_account(user=request.user) or ""
                 request.session[SESSION_KEY] = language
             _apply(request, language)
         return _with_cookie(request, self.get_response(request))
@@ -132,7 +133,7 @@ class AccountLanguageMiddleware:
             if language is None:
                 user = await request.auser()
                 if user.is_authenticated:
-                    language = await sync_to_async(language_of_account)(user=user)
+                    language = await sync_to_async(language_of_account)(user=user) or ""
                     await request.session.aset(SESSION_KEY, language)
             _apply(request, language)
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
@@ -140,7 +141,16 @@ class AccountLanguageMiddleware:
 
 
 def _needs_session_language(request: HttpRequest) -> bool:
-    return settings.LANGUAGE_COOKIE_NAME not in request.COOKIES and hasattr(request, "session")
+    """Only a page being opened (GET asking for HTML) without the language cookie: the
+    page sets the cookie, and the requests it makes next (replies, streams, the API)
+    carry it. Those never read the session or the database here: a reply's stream
+    holds no database connection while it waits."""
+    return (
+        settings.LANGUAGE_COOKIE_NAME not in request.COOKIES
+        and request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("Accept", "")
+        and hasattr(request, "session")
+    )
 
 
 def _apply(request: HttpRequest, language: object) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import AsyncClient, Client
+from django.http import HttpResponse
+from django.test import AsyncClient, Client, RequestFactory
 from django.urls import reverse
 
 from accounts.language import SESSION_KEY
@@ -19,8 +20,10 @@ from accounts.models import Preference
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "sturdy-pass-4821"
-RUSSIAN_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "ru-RU,ru;q=0.9,en;q=0.5"}
-ENGLISH_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}
+# What a browser sends when it opens a page (the account's language is applied then).
+PAGE = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+RUSSIAN_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "ru-RU,ru;q=0.9,en;q=0.5", "HTTP_ACCEPT": PAGE}
+ENGLISH_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9", "HTTP_ACCEPT": PAGE}
 
 
 def html_lang(response: Any) -> str:
@@ -129,7 +132,9 @@ async def test_the_accounts_language_applies_under_asgi_too() -> None:
     session = await client.asession()
     await session.apop(SESSION_KEY, None)
     await session.asave()
-    response = await client.get(reverse("login") + "?next=/", headers={"accept-language": "en"})
+    response = await client.get(
+        reverse("login") + "?next=/", headers={"accept-language": "en", "accept": PAGE}
+    )
     # A signed-in person is sent on from the sign-in page; the redirect sets the cookie.
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "ru"
 
@@ -173,3 +178,35 @@ def test_the_switcher_takes_only_post_with_a_csrf_token() -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.get(reverse("set_language")).status_code == 405
     assert client.post(reverse("set_language"), {"language": "ru"}).status_code == 403
+
+
+def test_a_reply_stream_or_api_call_never_reads_the_account_language(
+    client: Client, person: User, django_assert_num_queries: Any
+) -> None:
+    """Only a page being opened looks the language up: a reply's POST, an event stream
+    or an API call without the cookie does not read the session or the database here
+    (a stream holds no database connection while it waits)."""
+    from accounts.language import AccountLanguageMiddleware
+
+    seen: list[str] = []
+    middleware = AccountLanguageMiddleware(
+        lambda request: seen.append(request.path) or HttpResponse()
+    )
+    factory = RequestFactory()
+    for request in (
+        factory.get("/m/1/events/", HTTP_ACCEPT="text/event-stream"),
+        factory.post("/c/1/reply/", {"content": "hi"}),
+        factory.get("/v1/models", HTTP_ACCEPT="application/json"),
+    ):
+        request.session = _ExplodingSession()
+        request.user = person
+        with django_assert_num_queries(0):
+            middleware(request)
+    assert seen == ["/m/1/events/", "/c/1/reply/", "/v1/models"]
+
+
+class _ExplodingSession(dict):
+    """A session that fails the test if it is read."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the session was read")
