@@ -17,23 +17,28 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from .models import Conversation, Message
+from .models import Conversation, Folder, Message
 from .tree import ConversationTree
 
 _BACKTICKS = re.compile(r"`{3,}")
 
 
 def conversations_export_rows(queryset: QuerySet[Conversation]) -> list[dict[str, Any]]:
-    """Each conversation of ``queryset`` as a JSON-ready dict: its settings, owner, and
-    every message of every branch with its model, status, finish reason, reasoning,
-    usage (in tokens) and times (ISO 8601). Messages come branch by branch (depth first)
-    with ``id``, ``parent_id`` (the tree), ``version`` (``{"index", "count"}`` among its
-    siblings, or None) and ``on_branch_shown``; ``branch_shown`` is the last message of
-    the branch the owner looks at. Attachments are listed (name, kind, type, size in
-    bytes, stored path). A reply's ``cost_usd`` is its usage record's cost in US dollars
-    (a decimal string; None when no price was known). Four queries."""
+    """Each conversation of ``queryset`` as a JSON-ready dict: its settings, owner,
+    ``folder`` (``{"name", "system_prompt", "provider", "model"}``: the folder's name and
+    what new chats in it start with; None outside any folder), ``pinned_at`` and
+    ``archived_at`` (ISO 8601; None when not pinned, not archived), and every message
+    of every branch with its model, status, finish reason, reasoning, usage (in tokens)
+    and times (ISO 8601). Messages come branch by branch (depth first) with ``id``,
+    ``parent_id`` (the tree), ``version`` (``{"index", "count"}`` among its siblings, or
+    None) and ``on_branch_shown``; ``branch_shown`` is the last message of the branch
+    the owner looks at. Attachments are listed (name, kind, type, size in bytes, stored
+    path). A reply's ``cost_usd`` is its usage record's cost in US dollars (a decimal
+    string; None when no price was known). Four queries."""
     conversations = list(
-        queryset.select_related("owner").prefetch_related("messages", "messages__attachments")
+        queryset.select_related("owner", "folder").prefetch_related(
+            "messages", "messages__attachments"
+        )
     )
     costs = _reply_costs([c.pk for c in conversations])
     return [_conversation_row(c, costs) for c in conversations]
@@ -68,6 +73,9 @@ def _conversation_row(c: Conversation, costs: dict[int, str]) -> dict[str, Any]:
         "thinking_budget": c.thinking_budget,
         "created_at": c.created_at.isoformat(),
         "updated_at": c.updated_at.isoformat(),
+        "folder": _folder(c.folder),
+        "pinned_at": c.pinned_at.isoformat() if c.pinned_at else None,
+        "archived_at": c.archived_at.isoformat() if c.archived_at else None,
         "branch_shown": c.current_leaf_id,
         "messages": [
             {
@@ -104,6 +112,18 @@ def _conversation_row(c: Conversation, costs: dict[int, str]) -> dict[str, Any]:
             }
             for m in (messages[i] for i in tree.depth_first())
         ],
+    }
+
+
+def _folder(folder: Folder | None) -> dict[str, str] | None:
+    """The folder a conversation is in, as an export names it (None: in none)."""
+    if folder is None:
+        return None
+    return {
+        "name": folder.name,
+        "system_prompt": folder.system_prompt,
+        "provider": folder.provider,
+        "model": folder.model,
     }
 
 

@@ -33,6 +33,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from access.services import model_access_for
+from siteconfig.models import SiteConfiguration
 from usage.budgets import budget_release
 
 from . import ratelimit, selectors, services
@@ -47,6 +48,7 @@ from .providers import list_providers
 from .services.folders import conversation_folder_adopt as folder_adopt
 from .services.folders import folder_apply_to_new_chat, folder_chat_defaults
 from .snippets import snippet
+from .templatetags.chat_models import provider_label
 
 SIDEBAR_LIMIT = 100
 ARCHIVED = "archived"  # ?folder=archived: the conversation list shows the archive
@@ -157,9 +159,18 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
             if access.restricted
             else _("No model is available on this server yet. Ask an administrator.")
         )
-    folder_note = ""
+    folder_note = model_note = ""
     if conversation:
         current_provider, current_model = conversation.provider, conversation.model
+        if not no_model_reason and not _in_menu(menu, current_provider, current_model):
+            # Its model left the menu (an access rule, a key removed): say so, and which
+            # model the menu now holds for the next message.
+            current_provider, current_model = _replacement_model(menu)
+            model_note = _model_gone_note(
+                conversation,
+                reason=access.reason(conversation.provider, conversation.model),
+                next_label=_menu_label(menu, current_provider, current_model),
+            )
     else:
         current_provider = current_model = ""
         if current_folder is not None:
@@ -212,6 +223,7 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "archived_view": archived_view,
         "folder_param": folder_param,
         "folder_note": folder_note,
+        "model_note": model_note,
         "older_conversations_query": older_params,
         "sidebar_is_older_page": older_than is not None,
         "query": query,
@@ -230,6 +242,53 @@ def _chat_context(request: HttpRequest, conversation: Conversation | None) -> di
         "attachment_max_files": settings.CHAT_ATTACHMENTS_PER_MESSAGE,
         "attachment_max_bytes": settings.CHAT_ATTACHMENT_MAX_BYTES,
     }
+
+
+def _in_menu(menu: list[services.ProviderChoice], provider: str, model: str) -> bool:
+    """``model`` of ``provider`` can be picked in ``menu``."""
+    return any(c.name == provider and c.usable and model in c.models for c in menu)
+
+
+def _replacement_model(menu: list[services.ProviderChoice]) -> tuple[str, str]:
+    """(provider, model) the menu holds for a conversation whose own model left it: the
+    admin's default (Site configuration, then CHAT_DEFAULT_PROVIDER / CHAT_DEFAULT_MODEL;
+    its provider's first model when that model is not in ``menu``), else the menu's first
+    model; ("", "") for an empty menu. No query (the site configuration is cached):
+    unlike ``model_default_for`` it does not look up the model used last."""
+    usable = {c.name: c.models for c in menu if c.usable and c.models}
+    config = SiteConfiguration.current()
+    for provider, model in (
+        (config.default_provider, config.default_model),
+        (settings.CHAT_DEFAULT_PROVIDER, settings.CHAT_DEFAULT_MODEL),
+    ):
+        if provider in usable:  # as a new chat: the provider's first model if need be
+            return provider, model if model in usable[provider] else usable[provider][0]
+    first = next(iter(usable), "")
+    return (first, usable[first][0]) if first else ("", "")
+
+
+def _menu_label(menu: list[services.ProviderChoice], provider: str, model: str) -> str:
+    """A model as the menu and the replies name it ("OpenAI · gpt-4o"); the provider's
+    label comes from the registry when the menu lacks it, the model alone when neither
+    has it."""
+    label = provider_label(provider, menu)
+    return f"{label} · {model}" if label else model
+
+
+def _model_gone_note(conversation: Conversation, *, reason: str, next_label: str) -> str:
+    """The note of a conversation whose model is not in the person's menu any more:
+    ``reason`` is the access rule's sentence (naming the model; "" when no rule forbids
+    it: the provider or the model is gone), ``next_label`` the model the menu now holds
+    for the next message."""
+    if reason:
+        return _(
+            "You may no longer use this conversation's model: your next message will go to "
+            "%(next)s unless you pick another model. %(reason)s"
+        ) % {"next": next_label, "reason": reason}
+    return _(
+        "This conversation's model, %(model)s, is not available now: your next message "
+        "will go to %(next)s unless you pick another model."
+    ) % {"model": _menu_label([], conversation.provider, conversation.model), "next": next_label}
 
 
 def _attach_search_hits(

@@ -75,9 +75,23 @@ class SourceMessage:
 
 
 @dataclass
+class SourceFolder:
+    """The folder a conversation was in (only this app's export has folders): its name
+    and what new chats in it start with (``provider`` and ``model`` both blank: the
+    usual model)."""
+
+    name: str
+    system_prompt: str = ""
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass
 class SourceConversation:
     """One conversation read from a file. ``index`` is its 1-based position in the file
-    (for messages), ``external_id`` the id the other service gave it (or empty)."""
+    (for messages), ``external_id`` the id the other service gave it (or empty).
+    ``folder``, ``pinned_at`` and ``archived_at`` are set by formats that have them
+    (None: in no folder, not pinned, not archived)."""
 
     index: int
     title: str
@@ -93,6 +107,9 @@ class SourceConversation:
     max_tokens: int | None = None
     reasoning_effort: str | None = None
     thinking_budget: int | None = None
+    folder: SourceFolder | None = None
+    pinned_at: dt.datetime | None = None
+    archived_at: dt.datetime | None = None
 
 
 class Problems:

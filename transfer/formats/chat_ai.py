@@ -6,7 +6,10 @@ The document is ``{"format": "chat_ai.conversations", "version": 1, "exported_at
 read the same way. Each conversation is a row of ``chat.exports.conversations_export_rows``:
 ``title``, ``provider``, ``model``, ``system_prompt``, ``temperature``, ``max_tokens``,
 ``reasoning_effort``, ``thinking_budget``, ``created_at``, ``updated_at`` (ISO 8601),
-``branch_shown`` (the id of the last message of the branch shown) and ``messages``, each
+``folder`` (``{"name", "system_prompt", "provider", "model"}`` or null), ``pinned_at``
+and ``archived_at`` (ISO 8601 or null; the three are absent from exports made before
+folders, which read as null), ``branch_shown`` (the id of the last message of the branch
+shown) and ``messages``, each
 ``{"id", "parent_id", "role": "user"|"assistant", "content", "reasoning", "provider",
 "model", "status", "finish_reason", "error", "input_tokens", "output_tokens",
 "reasoning_tokens", "time_to_first_token_ms", "duration_ms", "reasoning_ms",
@@ -17,9 +20,13 @@ attachments are only named.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+
+from chat.services.folders import folder_name_clean
 
 from .base import (
     ROLES,
@@ -27,6 +34,7 @@ from .base import (
     Problems,
     SourceAttachment,
     SourceConversation,
+    SourceFolder,
     SourceMessage,
     order_tree,
     text_of,
@@ -118,6 +126,11 @@ def _conversation(
     if row.get("max_tokens") is not None and max_tokens is None:
         problems.error(_("“max_tokens” must be a positive whole number."), index, title)
     thinking_budget = _positive_int(row.get("thinking_budget"))
+    folder = _folder(row.get("folder"), index=index, title=title, problems=problems)
+    pinned_at, archived_at = (
+        _optional_time(row, name, index=index, title=title, problems=problems)
+        for name in ("pinned_at", "archived_at")
+    )
     leaf = row.get("branch_shown")
     ordered = order_tree(messages, problems=problems, index=index, title=title)
     current = str(leaf) if leaf is not None else None
@@ -143,7 +156,51 @@ def _conversation(
         max_tokens=max_tokens,
         reasoning_effort=text_of(row.get("reasoning_effort"))[:16] or None,
         thinking_budget=thinking_budget,
+        folder=folder,
+        pinned_at=pinned_at,
+        archived_at=archived_at,
     )
+
+
+def _folder(raw: Any, *, index: int, title: str, problems: Problems) -> SourceFolder | None:
+    """The conversation's ``folder``: None when it is absent or null; reports one that
+    is not an object with a usable ``name``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.error(_("“folder” must be an object with a “name”, or null."), index, title)
+        return None
+    try:
+        name = folder_name_clean(text_of(raw.get("name")))
+    except ValidationError as e:
+        problems.error(
+            _("its folder cannot be made: %(reason)s") % {"reason": " ".join(e.messages)},
+            index,
+            title,
+        )
+        return None
+    return SourceFolder(
+        name=name,
+        system_prompt=text_of(raw.get("system_prompt")),
+        provider=text_of(raw.get("provider"))[:64],
+        model=text_of(raw.get("model"))[:200],
+    )
+
+
+def _optional_time(
+    row: dict[str, Any], name: str, *, index: int, title: str, problems: Problems
+) -> dt.datetime | None:
+    """``row[name]`` as a time (None when absent or null); reports one that is not a
+    time."""
+    raw = row.get(name)
+    if raw is None:
+        return None
+    when = time_of(raw)
+    if when is None:
+        problems.error(
+            _("“%(field)s” must be a time (ISO 8601) or null.") % {"field": name}, index, title
+        )
+    return when
 
 
 def _message(

@@ -24,6 +24,12 @@ conversation is never refused for one of its files.
 
 Imported replies keep their token counts but make no usage records: nothing was spent
 on this server.
+
+This app's own export also brings back folders, pins and the archive: a conversation
+goes in the importing person's folder of the same name (letter case ignored), which is
+used as it is when they have one, else made with the exported system prompt and model
+(without the model when they may not use it, and the result says so); pinned and
+archived conversations stay so, with their times. Other formats have none of these.
 """
 
 from __future__ import annotations
@@ -47,11 +53,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from chat.markdown import render_markdown
-from chat.models import Attachment, Conversation, Message
+from chat.models import Attachment, Conversation, Folder, Message
 from chat.services.attachments import attachment_create, clean_file_name, version_names
+from chat.services.folders import folder_create
 
 from ..formats import SourceFile, read_source
-from ..formats.base import ASSISTANT, Problems, SourceConversation, SourceMessage
+from ..formats.base import ASSISTANT, Problems, SourceConversation, SourceFolder, SourceMessage
 from ..models import ImportBatch, ImportedConversation
 from . import limits
 
@@ -252,6 +259,7 @@ def _save_all(
         "stored": stored,
         "format_name": source.format.name,
         "known": known,
+        "folders": {},
     }
     for item in prepared:
         if item.key in known:
@@ -309,12 +317,15 @@ def _save_chunk(
     stored: list[str],
     format_name: str,
     known: dict[str, int],
+    folders: dict[str, Folder | None],
 ) -> None:
     """Create the conversations of ``chunk`` with their messages and files. Messages go
     in one insert per depth of the trees (so each knows its parent's id when inserted),
     each depth in the order read: a message's versions get growing ids, the order the
-    app shows them in."""
+    app shows them in. ``folders`` (folder name key -> the owner's folder, None when it
+    could not be made) is filled as folders are found or made."""
     now = timezone.now()
+    _find_folders(owner=owner, chunk=chunk, folders=folders, file_name=file_name, notes=notes)
     conversations = []
     for item in chunk:
         source = item.source
@@ -333,6 +344,9 @@ def _save_chunk(
                 thinking_budget=source.thinking_budget,
                 created_at=created,
                 updated_at=source.updated_at or (max(times) if times else created),
+                folder=folders[Folder.key_for(source.folder.name)] if source.folder else None,
+                pinned_at=source.pinned_at,
+                archived_at=source.archived_at,
             )
         )
     _insert(Conversation, conversations)
@@ -388,6 +402,81 @@ def _save_chunk(
         batch.messages_imported += len(own)
         batch.attachments_imported += files
     ImportedConversation.objects.bulk_create(imported, batch_size=500)
+
+
+def _find_folders(
+    *,
+    owner: AbstractBaseUser,
+    chunk: list[_Prepared],
+    folders: dict[str, Folder | None],
+    file_name: str,
+    notes: list[str],
+) -> None:
+    """Put in ``folders`` (name key -> folder) the folder of each conversation of
+    ``chunk`` that names one: ``owner``'s folder of that name, as it is, when they have
+    one (one query for the chunk); else a new one with the exported system prompt and
+    model. When the model is refused (not allowed, unknown) the folder is made without
+    it; when the folder cannot be made at all (too many folders) the conversation is
+    imported outside any folder (None). Both are noted, naming the conversation."""
+    wanted = {
+        Folder.key_for(item.source.folder.name): (item.source.folder, item.source)
+        for item in chunk
+        if item.source.folder is not None
+    }
+    missing = [key for key in wanted if key not in folders]
+    if not missing:
+        return
+    folders.update(
+        (folder.name_key, folder)
+        for folder in Folder.objects.filter(owner=owner, name_key__in=missing)
+    )
+    problems = Problems(file_name)
+    for key in missing:
+        if key not in folders:
+            folder, source = wanted[key]
+            folders[key] = _folder_make(
+                owner=owner, wanted=folder, source=source, problems=problems
+            )
+    notes.extend(problems.notes)
+
+
+def _folder_make(
+    *, owner: AbstractBaseUser, wanted: SourceFolder, source: SourceConversation, problems: Problems
+) -> Folder | None:
+    """A new folder of ``owner``'s as ``wanted`` describes it (the folder of ``source``,
+    see ``_find_folders``); None when it cannot be made. Problems are noted."""
+    fields = {"owner": owner, "name": wanted.name, "system_prompt": wanted.system_prompt}
+    try:
+        return folder_create(**fields, provider=wanted.provider, model=wanted.model)
+    except ValidationError as e:
+        refused = " ".join(e.messages)
+    if wanted.provider or wanted.model:
+        try:
+            folder = folder_create(**fields)
+        except ValidationError as e:
+            refused = " ".join(e.messages)
+        else:
+            problems.note(
+                _("its folder “%(folder)s” was made without its model %(model)s. %(reason)s")
+                % {
+                    "folder": wanted.name,
+                    "model": wanted.model or wanted.provider,
+                    "reason": refused,
+                },
+                source.index,
+                source.title,
+            )
+            return folder
+    problems.note(
+        _(
+            "it was imported outside any folder: the folder “%(folder)s” could not be "
+            "made. %(reason)s"
+        )
+        % {"folder": wanted.name, "reason": refused},
+        source.index,
+        source.title,
+    )
+    return None
 
 
 def _message_row(

@@ -47,3 +47,17 @@ def png_bytes(
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_provider() -> Any:
+    """The chat tests' scripted provider, registered as "fake" (models fake-small,
+    fake-large...) for one test: folders name a model the registry knows."""
+    from chat.providers import PROVIDER_REGISTRY
+    from chat.tests.fakes.fake_provider import FakeProvider
+
+    PROVIDER_REGISTRY["fake"] = FakeProvider
+    try:
+        yield FakeProvider
+    finally:
+        PROVIDER_REGISTRY.pop("fake", None)

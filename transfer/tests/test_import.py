@@ -367,3 +367,156 @@ def test_the_admins_json_export_imports_too(alice: Any, bob: Any, media: Path) -
     assert batch.source_format == "chat_ai"
     (copy,) = Conversation.objects.filter(owner=bob)
     assert signature(copy)["shown"] == signature(original)["shown"]
+
+
+# --- Folders, pins and the archive (this app's own format) ------------------------------
+
+
+def chat_with_one_message(owner: Any, title: str, **fields: Any) -> Conversation:
+    conversation = Conversation.objects.create(
+        owner=owner, title=title, provider="fake", model="fake-small", **fields
+    )
+    Message.objects.create(conversation=conversation, role="user", content=f"About {title}")
+    return conversation
+
+
+def alices_travel_folder(alice: Any) -> dict[str, Conversation]:
+    """Alice's folder "Travel" (a system prompt, new chats on fake-large) holding a
+    pinned and archived chat and a plain one; a pinned chat outside any folder."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat.models import Folder
+
+    travel = Folder.objects.create(
+        owner=alice,
+        name="Travel",
+        system_prompt="Use metric units.",
+        provider="fake",
+        model="fake-large",
+    )
+    now = timezone.now()
+    return {
+        "Paris": chat_with_one_message(
+            alice,
+            "Paris",
+            folder=travel,
+            pinned_at=now - timedelta(days=2, microseconds=123),
+            archived_at=now - timedelta(hours=5),
+        ),
+        "Rome": chat_with_one_message(alice, "Rome", folder=travel),
+        "Bread": chat_with_one_message(alice, "Bread", pinned_at=now - timedelta(minutes=7)),
+    }
+
+
+def placement(conversation: Conversation) -> tuple[Any, ...]:
+    """Where a conversation sits: its folder's name, when it was pinned and archived."""
+    folder = conversation.folder.name if conversation.folder else None
+    return (folder, conversation.pinned_at, conversation.archived_at)
+
+
+def test_round_trip_keeps_folders_pins_and_the_archive(
+    alice: Any, bob: Any, media: Path, fake_provider: Any
+) -> None:
+    from chat.models import Folder
+
+    originals = alices_travel_folder(alice)
+    archive = b"".join(export.conversations_zip_chunks(queryset=export.conversations_of(alice)))
+
+    batch = run_import(bob, archive, "chat-ai-conversations.zip")
+
+    assert batch.conversations_imported == 3 and batch.notes == []
+    copies = {c.title: c for c in Conversation.objects.filter(owner=bob).select_related("folder")}
+    assert {title: placement(c) for title, c in copies.items()} == {
+        title: placement(c) for title, c in originals.items()
+    }
+    assert copies["Paris"].pinned_at is not None and copies["Paris"].archived_at is not None
+    # One folder for the two chats in it, bob's own, with what new chats in it start with.
+    (folder,) = Folder.objects.filter(owner=bob)
+    assert (folder.name, folder.system_prompt, folder.provider, folder.model) == (
+        "Travel",
+        "Use metric units.",
+        "fake",
+        "fake-large",
+    )
+    assert copies["Paris"].folder == copies["Rome"].folder == folder
+    assert Folder.objects.filter(owner=alice).count() == 1  # alice's is untouched
+
+
+def test_an_imported_folder_goes_into_the_persons_own_folder_of_that_name(
+    alice: Any, bob: Any, fake_provider: Any
+) -> None:
+    from chat.models import Folder
+
+    originals = alices_travel_folder(alice)
+    mine = Folder.objects.create(owner=bob, name="TRAVEL", system_prompt="Bob's own prompt.")
+    document = export.conversation_export_json(conversation=originals["Paris"])
+
+    run_import(bob, document.encode(), "paris.json")
+
+    (copy,) = Conversation.objects.filter(owner=bob)
+    assert copy.folder == mine
+    mine.refresh_from_db()
+    assert (mine.name, mine.system_prompt, mine.provider, mine.model) == (
+        "TRAVEL",
+        "Bob's own prompt.",
+        "",
+        "",
+    )
+    assert Folder.objects.filter(owner=bob).count() == 1
+
+
+def test_a_folder_model_the_importer_may_not_use_is_left_out_and_said(
+    alice: Any, bob: Any, fake_provider: Any
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from access.models import ModelAccessRule
+
+    group = Group.objects.create(name="interns")
+    group.user_set.add(bob)
+    ModelAccessRule.objects.create(group=group, provider="fake", model_pattern="fake-small")
+    originals = alices_travel_folder(alice)
+    document = export.conversation_export_json(conversation=originals["Rome"])
+
+    batch = run_import(bob, document.encode(), "rome.json")
+
+    (copy,) = Conversation.objects.filter(owner=bob).select_related("folder")
+    assert copy.folder is not None
+    assert (copy.folder.name, copy.folder.system_prompt, copy.folder.model) == (
+        "Travel",
+        "Use metric units.",
+        "",
+    )
+    (note,) = batch.notes
+    assert "“rome.json”, conversation 1 (“Rome”)" in note
+    assert "its folder “Travel” was made without its model fake-large" in note
+    assert "may not use fake-large" in note
+
+
+def test_other_formats_import_outside_any_folder_unpinned(alice: Any) -> None:
+    run_import(alice, fixture_bytes("chatgpt_conversations.json"), "conversations.json")
+    assert {placement(c) for c in Conversation.objects.filter(owner=alice)} == {(None, None, None)}
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"folder": "Travel"}, "“folder” must be an object with a “name”, or null."),
+        ({"folder": {"name": "  "}}, "its folder cannot be made: The folder name cannot be empty."),
+        ({"pinned_at": "last Tuesday"}, "“pinned_at” must be a time (ISO 8601) or null."),
+        ({"archived_at": True}, "“archived_at” must be a time (ISO 8601) or null."),
+    ],
+)
+def test_a_bad_folder_or_pin_refuses_the_file_and_says_what(
+    alice: Any, bob: Any, fields: dict[str, Any], problem: str
+) -> None:
+    original = chat_with_one_message(alice, "Paris")
+    document = json.loads(export.conversation_export_json(conversation=original))
+    document["conversations"][0].update(fields)
+
+    messages = refused(bob, json.dumps(document).encode(), "edited.json")
+
+    assert messages == [f"“edited.json”, conversation 1 (“Paris”): {problem}"]
+    assert not Conversation.objects.filter(owner=bob).exists()

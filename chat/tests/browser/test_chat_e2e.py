@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from chat.tests.fakes.openai_fake import (
     CHAT_PATH,
@@ -19,7 +21,7 @@ from chat.tests.fakes.openai_fake import (
 )
 from chat.tests.fakes.server import FakeUpstream
 
-from .conftest import BASE_DIR, STAFF_PASSWORD, STAFF_USERNAME, AppServer
+from .conftest import BASE_DIR, CHROMIUM_ARGS, STAFF_PASSWORD, STAFF_USERNAME, AppServer
 
 pytestmark = pytest.mark.browser
 
@@ -110,6 +112,34 @@ def record_reply_lengths(page: Page) -> None:
 
 def chat_requests(upstream: FakeUpstream) -> list[Any]:
     return [r for r in upstream.requests if r.method == "POST" and r.route_path == CHAT_PATH]
+
+
+@pytest.fixture(scope="module")
+def bfcache_browser(browser: Browser, chromium_path: Path) -> Iterator[Browser]:
+    """Chromium with its back-forward cache on, as people have it (Playwright turns it
+    off by default): Back shows the page as it was, without asking the server."""
+    launched = browser.browser_type.launch(
+        executable_path=str(chromium_path),
+        args=CHROMIUM_ARGS,
+        ignore_default_args=["--disable-back-forward-cache"],
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def bfcache_page(bfcache_browser: Browser, app_server: AppServer) -> Iterator[Page]:
+    """A page of ``bfcache_browser``, set up as the ``page`` fixture sets up its own; a
+    JavaScript error fails the test."""
+    context = bfcache_browser.new_context(
+        base_url=app_server.url, viewport={"width": 1280, "height": 800}, service_workers="block"
+    )
+    context.set_default_timeout(10_000)
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+    yield context.new_page()
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 # --- Tests ------------------------------------------------------------------------------
@@ -327,7 +357,10 @@ def test_edit_the_last_message_and_regenerate_the_last_reply(
     expect(page.locator("article.msg-reply")).to_contain_text("Cherry.")
 
 
-def test_rename_search_by_message_text_and_delete_a_conversation(page: Page) -> None:
+def test_rename_search_by_message_text_and_delete_a_conversation(bfcache_page: Page) -> None:
+    """Then Back, to the deleted conversation: the browser brings the page back from its
+    back-forward cache, which asks the server and goes on to a new chat."""
+    page = bfcache_page
     sign_up(page)
     choose_model(page, FAKE_1)
     wait_until_done(send(page, "Bake some bread"))
@@ -345,6 +378,18 @@ def test_rename_search_by_message_text_and_delete_a_conversation(page: Page) -> 
     expect(page.get_by_role("heading", level=1)).to_have_text("Trip ideas")
     expect(sidebar.get_by_role("link", name="Trip ideas")).to_be_visible()
 
+    # Away and Back to a conversation that still exists: the page stays as it was (no
+    # reload: what it holds, such as queued messages, is kept).
+    page.evaluate("window.__notReloaded = true")
+    sidebar.get_by_role("link", name="Bake some bread").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Bake some bread")
+    wait_for_chat(page)
+    with page.expect_response(re.compile(r"/c/status/\?ids=\d+$")) as asked:
+        page.go_back(wait_until="commit")  # a page from the cache fires no "load"
+    assert asked.value.json()["conversations"]  # it is there
+    expect(page.get_by_role("heading", level=1)).to_have_text("Trip ideas")
+    assert page.evaluate("window.__notReloaded === true")
+
     search = sidebar.get_by_role("searchbox", name="Search conversations")
     search.fill("zebra")
     search.press("Enter")
@@ -360,6 +405,15 @@ def test_rename_search_by_message_text_and_delete_a_conversation(page: Page) -> 
     expect(page.get_by_role("status")).to_contain_text("Conversation deleted.")
     expect(sidebar.get_by_role("link", name="Trip ideas")).to_have_count(0)
     expect(sidebar.get_by_role("link", name="Bake some bread")).to_be_visible()
+
+    # Back: the deleted conversation's page comes back from the cache, finds it gone and
+    # goes to a new chat, which says so.
+    wait_for_chat(page)
+    page.go_back(wait_until="commit")
+    expect(page.get_by_text("“Trip ideas” was deleted: this is a new chat.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New chat")
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(sidebar.get_by_role("link", name="Trip ideas")).to_have_count(0)
 
 
 def test_on_a_phone_the_conversation_list_opens_from_a_toggle(page: Page) -> None:

@@ -39,6 +39,7 @@ import { TemporaryChat } from "./temporary.js";
 const NEAR_BOTTOM_PX = 120;
 const QUEUED_KEY = "chat-queued:"; // + conversation id ("new"): JSON list of texts, oldest first
 const LEFT_KEY = "chat-queued-left"; // JSON {id, title}: the page just left with texts kept
+const GONE_KEY = "chat-gone"; // JSON {title}: left a page brought back whose conversation was deleted
 const EDIT_MAX_HEIGHT_PX = 384; // the edit box grows with its text up to this (chat.css: 24rem)
 
 /** The JSON value stored under `key` in this tab's sessionStorage (null: none or unreadable). */
@@ -127,10 +128,18 @@ export class ChatPage {
     // the message box next time: never sent behind the person's back, never lost.
     window.addEventListener("pagehide", () => this.keepQueued());
     window.addEventListener("pageshow", (event) => {
+      const gone = readStored(GONE_KEY);
+      if (gone) {
+        // The page before this one was a deleted conversation, brought back by Back.
+        writeStored(GONE_KEY, null);
+        notify(format(i18n.conversationGone, { title: gone.title || i18n.newChat }));
+      }
       if (!event.persisted) return;
       // Back as it was (the back-forward cache): the queue is still here.
       this.restoreQueued(false);
       if (readStored(LEFT_KEY)?.id === this.queueId()) writeStored(LEFT_KEY, null);
+      // Shown without asking the server: the conversation may have been deleted since.
+      this.leaveIfDeleted();
     });
     loadMarkdown().then((available) => {
       // Replies that began before the renderer was there: render them as Markdown now.
@@ -781,6 +790,34 @@ export class ChatPage {
       this.branchRequest(urlFor(this.urls.showUrl, button.dataset.target), `[data-message-id="${button.dataset.target}"] [data-action=copy]`);
     }
     else if (action === "cancel-queued") this.cancelQueued(article);
+  }
+
+  /**
+   * A page brought back from the back-forward cache: ask the server whether its
+   * conversation still exists (GET /c/status/?ids=<id>, which lists only the person's
+   * own). Gone (deleted here or in another tab): go to a new chat, which says so, taking
+   * what was queued for it to the new chat's message box. Still there, or no answer
+   * (offline, signed out): nothing changes, the page and its queue stay as they are.
+   */
+  async leaveIfDeleted() {
+    const id = this.conversationId;
+    if (!/^\d+$/.test(id) || !this.urls.statusUrl) return;
+    let conversations;
+    try {
+      const response = await fetch(`${this.urls.statusUrl}?ids=${id}`, {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok || response.redirected) return;
+      conversations = (await response.json()).conversations;
+    } catch {
+      return;
+    }
+    if (!conversations || id in conversations || id !== this.conversationId) return;
+    writeStored(GONE_KEY, { title: this.titleEl.textContent.trim() });
+    this.conversationId = ""; // leaving (pagehide) keeps the queue for the new chat's box
+    window.location.replace(this.urls.indexUrl || "/");
   }
 
   /** This conversation's id for the queue kept in storage ("new" for a new chat). */
