@@ -204,3 +204,40 @@ def _english_after_each_test() -> Iterator[None]:
         from django.utils import translation
 
         translation.deactivate()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quick_emptying_on_postgresql() -> None:
+    """Tests that commit (``django_db(transaction=True)``) empty every table after
+    themselves. Django does it on PostgreSQL with one TRUNCATE of all of them, which
+    makes a new file per table: about 0.4 s a test with this project's 80 tables. A
+    DELETE of each (the foreign keys are deferred, so order does not matter) empties
+    the same rows in a few milliseconds. Sequences are reset as before when asked."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return
+    import django.db.models  # noqa: F401 (the backend's modules import it first)
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(
+        self: Any,
+        style: Any,
+        tables: list[str],
+        *,
+        reset_sequences: bool = False,
+        allow_cascade: bool = False,
+    ) -> list[str]:
+        if reset_sequences or not tables:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        return ["SET CONSTRAINTS ALL DEFERRED;"] + [
+            f"DELETE FROM {self.quote_name(table)};" for table in tables
+        ]
+
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
