@@ -51,19 +51,28 @@ test: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/pytest -m "not postgres and not browser"
-	@# Playwright's sync API keeps an event loop running while the browser is open, so
-	@# the browser tests get a process of their own.
-	$(VENV)/bin/pytest -m browser
+	@# Two passes of the suite side by side, one core each: SQLite (shown as it runs) and,
+	@# when PostgreSQL answers, PostgreSQL + Redis with the multi-worker tests (its output
+	@# follows when it ends). The browser tests, the most sensitive to a busy machine, run
+	@# after them, alone, in a process of their own (Playwright's sync API keeps an event
+	@# loop running while the browser is open).
 	@if $(PY) -c "import psycopg, sys; psycopg.connect('$(TEST_DATABASE_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-		echo "== the suite again on PostgreSQL + Redis, with the multi-worker tests (browser and local-model tests ran above)"; \
+		pg_log=$$(mktemp); \
+		echo "== the PostgreSQL + Redis pass runs beside the SQLite pass (its output: after it)"; \
 		DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-			$(VENV)/bin/pytest -m "not browser and not local_model"; \
+			$(VENV)/bin/pytest -m "not browser and not local_model" > $$pg_log 2>&1 & pg_pid=$$!; \
+		$(VENV)/bin/pytest -m "not postgres and not browser"; sqlite_rc=$$?; \
+		wait $$pg_pid; pg_rc=$$?; \
+		echo "== the suite on PostgreSQL + Redis, with the multi-worker tests"; \
+		cat $$pg_log; rm -f $$pg_log; \
+		[ $$sqlite_rc -eq 0 ] && [ $$pg_rc -eq 0 ]; \
 	elif [ -n "$(REQUIRE_POSTGRES)" ]; then \
 		echo "PostgreSQL is not reachable at $(TEST_DATABASE_URL)"; exit 1; \
 	else \
-		echo "== PostgreSQL not reachable: skipped the PostgreSQL pass"; \
+		echo "== PostgreSQL not reachable: only the SQLite pass"; \
+		$(VENV)/bin/pytest -m "not postgres and not browser"; \
 	fi
+	$(VENV)/bin/pytest -m browser
 
 # The benchmark suite (about 25 minutes; results in a temporary folder, see BENCHMARKS.md)
 # and the load test (200 users for about a minute). BENCH_ARGS / LOADTEST_ARGS pass
