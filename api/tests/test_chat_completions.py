@@ -6,7 +6,6 @@ model list, OpenAI-shaped errors for bad keys, unknown models and bad requests."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2 as httpx
@@ -15,34 +14,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import api_key_revoke
 from chat.models import Conversation, Message
 from chat.providers.errors import RateLimitedError
 from chat.tests.fakes.fake_provider import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def alice() -> User:
-    return User.objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def raw_key(alice: User) -> str:
-    _key, raw = api_key_create(user=alice, name="laptop")
-    return raw
-
-
-@pytest.fixture
-async def client(raw_key: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    from chat_ai.asgi import application
-
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield openai.AsyncOpenAI(
-            api_key=raw_key, base_url="http://testserver/v1", http_client=http, max_retries=0
-        )
 
 
 async def test_a_whole_completion_has_the_text_usage_and_finish_reason(

@@ -3,16 +3,10 @@ replaced by the next one, and the response names the model that answered."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx2 as httpx
 import openai
 import pytest
-from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
 
 from access.models import FallbackChain
-from accounts.services import api_key_create
 from chat.providers.errors import UnavailableError
 from chat.tests.fakes.fake_provider import Script
 from usage.models import UsageRecord
@@ -20,25 +14,11 @@ from usage.models import UsageRecord
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-async def client(settings: object) -> AsyncIterator[openai.AsyncOpenAI]:
-    from chat_ai.asgi import application
-
+@pytest.fixture(autouse=True)
+def _chain(settings: object) -> None:
+    """fake-small falls back to fake-large; no retries (past them at once)."""
     settings.LLM_MAX_RETRIES = 0  # type: ignore[attr-defined]
-
-    def setup() -> str:
-        alice = User.objects.create_user("alice", password="pw-alice-123")
-        FallbackChain.objects.create(
-            provider="fake", model="fake-small", fallbacks="fake/fake-large"
-        )
-        return api_key_create(user=alice, name="laptop")[1]
-
-    raw = await sync_to_async(setup)()
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield openai.AsyncOpenAI(
-            api_key=raw, base_url="http://testserver/v1", http_client=http, max_retries=0
-        )
+    FallbackChain.objects.create(provider="fake", model="fake-small", fallbacks="fake/fake-large")
 
 
 async def test_a_whole_completion_comes_from_the_fallback_model(

@@ -5,38 +5,16 @@ OpenAI-shaped 400 naming the ``stop`` param, and nothing reaches the provider.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2 as httpx
 import openai
 import pytest
-from django.contrib.auth.models import User
 
-from accounts.services import api_key_create
 from chat.tests.fakes.fake_provider import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HI = [{"role": "user", "content": "Count to ten"}]
-
-
-@pytest.fixture
-def raw_key() -> str:
-    alice = User.objects.create_user("alice", password="pw-alice-123")
-    _key, raw = api_key_create(user=alice, name="laptop")
-    return raw
-
-
-@pytest.fixture
-async def client(raw_key: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    from chat_ai.asgi import application
-
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield openai.AsyncOpenAI(
-            api_key=raw_key, base_url="http://testserver/v1", http_client=http, max_retries=0
-        )
 
 
 async def test_a_list_of_stop_sequences_reaches_the_provider(

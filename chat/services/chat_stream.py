@@ -21,17 +21,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 
+from ..markdown import render_markdown
 from ..models import Message
 from ..providers import ReasoningDelta, TextDelta, Usage
 from ..sse import HEARTBEAT, sse_event
 from .fallback import fallback_note
 from .hub import get_hub
 from .persistence import db_step
-from .runs import ReplyRun, RunFailed, RunFallback, RunFinished, RunStarted, RunStopped
+from .runs import (
+    TERMINAL_EVENTS,
+    ReplyRun,
+    RunFailed,
+    RunFallback,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+)
 
 # How long a follower waits for a reply marked streaming to show up in this process or
 # in Redis before it reads the database instead (its run may be starting right now).
@@ -162,10 +172,13 @@ async def run_follow(
         await run.wait(cursor)
         if len(events) > cursor:
             batch = events[cursor:]
+            count = len(batch)
+            if not run.prepared.store:
+                batch = await _ending_rendered(run, batch)
             chunk, ended = encode_events(
                 batch, cursor + 1, reply_id=run.reply_id, show_detail=show_detail
             )
-            cursor += len(batch)
+            cursor += count
             if chunk:
                 yield chunk
                 last_sent = time.monotonic()
@@ -176,6 +189,18 @@ async def run_follow(
         elif time.monotonic() - last_sent >= heartbeat:
             yield HEARTBEAT
             last_sent = time.monotonic()
+
+
+async def _ending_rendered(run: ReplyRun, batch: list[Any]) -> list[Any]:
+    """``batch`` with its ending's ``html`` filled in from the run's text: a run that is
+    not stored (a temporary chat) saves nothing, so its ending carries no saved HTML."""
+    last = batch[-1]
+    if isinstance(last, TERMINAL_EVENTS) and not last.html:
+        text = run.snapshot()[0]
+        if text:
+            html = await asyncio.to_thread(render_markdown, text)
+            return [*batch[:-1], replace(last, html=html)]
+    return batch
 
 
 def _snapshot_event(
