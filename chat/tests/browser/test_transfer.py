@@ -27,6 +27,8 @@ def test_import_a_chatgpt_export_then_export_everything(
     page.get_by_role("link", name="Export and import").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Export and import")
 
+    # The page's script has bound the form (it sends the file itself, with progress).
+    expect(page.locator("#import-form")).to_have_attribute("data-ready", "true")
     page.get_by_label("File to import").set_input_files(FIXTURES / "chatgpt_conversations.json")
     with page.expect_response(
         lambda r: r.url.endswith("/transfer/import/"), timeout=30_000

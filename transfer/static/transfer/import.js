@@ -119,4 +119,5 @@ if (form) {
     request.addEventListener("error", () => showErrors([text.networkError]));
     request.send(file);
   });
+  form.dataset.ready = "true"; // the script sends the file from now on (tests wait for it)
 }
