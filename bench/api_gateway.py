@@ -941,7 +941,7 @@ timed("model access rules (none set)", access)
 rules = access()
 body = {{"model": f"{{provider}}/{{model}}", "messages": [{{"role": "user", "content": "Hi"}}],
         "stream": True, "stream_options": {{"include_usage": True}}}}
-timed("check the request (views._prepare)", lambda: views._prepare(body, key, rules))
+timed("check the request (views._prepare)", lambda: views._prepare(body, key, rules, {{}}))
 record = dict(user_id=user.pk, provider=provider, model=model, input_tokens=12,
               output_tokens=200, reasoning_tokens=None, ttft_ms=20, duration_ms=4000,
               outcome="complete", source="api", api_key_id=key.pk)
