@@ -220,6 +220,17 @@ class Archive:
 # --- Helpers for parsers -----------------------------------------------------------------
 
 
+def first_conversation(document: Any) -> dict[str, Any] | None:
+    """The conversation an export document holds: the document itself when it is one
+    object, else the first item of its list when that is an object; None otherwise.
+    Formats recognise themselves by its keys (``matches``)."""
+    if isinstance(document, dict):
+        return document
+    if isinstance(document, list) and document and isinstance(document[0], dict):
+        return document[0]
+    return None
+
+
 def text_of(value: Any) -> str:
     """A string as the database can store it (no NUL, no lone surrogates); anything
     that is not a string gives ""."""

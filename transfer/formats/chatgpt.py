@@ -38,6 +38,7 @@ from .base import (
     SourceAttachment,
     SourceConversation,
     SourceMessage,
+    first_conversation,
     text_of,
     time_of,
     title_from,
@@ -53,14 +54,8 @@ _FILE_ID = re.compile(r"^(file[-_][A-Za-z0-9]+)")
 
 def matches(document: Any) -> bool:
     """A list of conversations with a ``mapping``, or one such conversation."""
-    if isinstance(document, dict):
-        return "mapping" in document
-    return (
-        isinstance(document, list)
-        and bool(document)
-        and isinstance(document[0], dict)
-        and "mapping" in document[0]
-    )
+    conversation = first_conversation(document)
+    return conversation is not None and "mapping" in conversation
 
 
 def parse(

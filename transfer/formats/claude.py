@@ -34,6 +34,7 @@ from .base import (
     SourceAttachment,
     SourceConversation,
     SourceMessage,
+    first_conversation,
     order_tree,
     text_of,
     time_of,
@@ -48,14 +49,8 @@ _ROOT_PARENT = "00000000-0000-4000-8000-000000000000"
 
 def matches(document: Any) -> bool:
     """A list of conversations with ``chat_messages``, or one such conversation."""
-    if isinstance(document, dict):
-        return "chat_messages" in document
-    return (
-        isinstance(document, list)
-        and bool(document)
-        and isinstance(document[0], dict)
-        and "chat_messages" in document[0]
-    )
+    conversation = first_conversation(document)
+    return conversation is not None and "chat_messages" in conversation
 
 
 def parse(
