@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -49,6 +50,16 @@ def _check_model(provider: BaseProvider, model: str) -> None:
         )
 
 
+def chat_options_checked(**options: Any) -> ChatOptions:
+    """``ChatOptions(**options)`` (system prompt, temperature, max tokens, reasoning
+    effort, thinking budget); ValidationError with the reason when a value is out of
+    range, for a form to show."""
+    try:
+        return ChatOptions(**options)
+    except ProviderError as e:
+        raise ValidationError(e.message) from e
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     """Give ``conversation`` the title a person typed (spaces collapsed, at most 200
     characters). Raises ValidationError for a blank title."""
@@ -86,16 +97,13 @@ def conversation_update_settings(
     fallback that is not provider/model or that the owner may not use."""
     system_prompt = storable_text(system_prompt)
     reasoning_effort = reasoning_effort or None
-    try:
-        ChatOptions(
-            system_prompt=system_prompt,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            reasoning_effort=reasoning_effort,
-            thinking_budget=thinking_budget,
-        )
-    except ProviderError as e:
-        raise ValidationError(e.message) from e
+    chat_options_checked(
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        reasoning_effort=reasoning_effort,
+        thinking_budget=thinking_budget,
+    )
     chain = fallback_chain_parse(fallback_models or [])
     if chain:
         from access.services import model_access_for

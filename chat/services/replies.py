@@ -27,7 +27,6 @@ from ..providers import (
     PROVIDER_REGISTRY,
     BaseProvider,
     ChatOptions,
-    ProviderError,
     get_provider,
 )
 from ..selectors import conversation_tree
@@ -39,7 +38,7 @@ from .attachments import (
     attachments_link,
 )
 from .branches import attachments_copy
-from .conversations import _check_model, title_from_text
+from .conversations import _check_model, chat_options_checked, title_from_text
 from .fallback import FallbackHop, fallback_chain_for, fallback_chain_parse, fallback_hops
 
 
@@ -220,9 +219,19 @@ def _fitted_history(
 ) -> tuple[list[dict[str, Any]], int]:
     """The history of ``path`` as ``model`` reads it (its capabilities decide how files
     go), trimmed to its context with room for the reply: (history, how many left out)."""
+    return _fitted(
+        _context_history(path, provider_obj.capabilities(model)), provider_obj, model, options
+    )
+
+
+def _fitted(
+    history: list[dict[str, Any]], provider_obj: BaseProvider, model: str, options: ChatOptions
+) -> tuple[list[dict[str, Any]], int]:
+    """``history`` trimmed to ``model``'s context with room for the reply (its max
+    tokens, else a quarter of the context up to 1,024): (history, how many left out)."""
     context = provider_obj.context_window(model)
     return history_fit(
-        _context_history(path, provider_obj.capabilities(model)),
+        history,
         context_tokens=context,
         reserve_tokens=options.max_tokens or min(1024, context // 4),
         system_prompt=options.system_prompt,
@@ -419,16 +428,13 @@ def reply_prepare(
     provider = choices[0][0]
     if conversation is None:
         system_prompt = storable_text(system_prompt or "")
-        try:
-            ChatOptions(
-                system_prompt=system_prompt,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                reasoning_effort=reasoning_effort or None,
-                thinking_budget=thinking_budget,
-            )
-        except ProviderError as e:
-            raise ValidationError(e.message) from e
+        chat_options_checked(
+            system_prompt=system_prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            reasoning_effort=reasoning_effort or None,
+            thinking_budget=thinking_budget,
+        )
         chain_chosen = []
         for fallback_provider, fallback_model in fallback_chain_parse(fallback_models or []):
             reason = access.reason(fallback_provider, fallback_model)
@@ -797,23 +803,14 @@ def reply_prepare_temporary(
     history = _temporary_history(messages)
     if not isinstance(system_prompt, str):
         raise ValidationError(_("The system prompt must be text."))
-    try:
-        options = ChatOptions(
-            system_prompt=storable_text(system_prompt),
-            temperature=temperature,
-            max_tokens=max_tokens,
-            reasoning_effort=reasoning_effort or None,
-            thinking_budget=thinking_budget,
-        )
-    except ProviderError as e:
-        raise ValidationError(e.message) from e
-    context = provider_obj.context_window(model)
-    history, trimmed = history_fit(
-        history,
-        context_tokens=context,
-        reserve_tokens=options.max_tokens or min(1024, context // 4),
-        system_prompt=options.system_prompt,
+    options = chat_options_checked(
+        system_prompt=storable_text(system_prompt),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        reasoning_effort=reasoning_effort or None,
+        thinking_budget=thinking_budget,
     )
+    history, trimmed = _fitted(history, provider_obj, model, options)
     reservation = budget_reserve(
         user=owner,
         provider=provider,
