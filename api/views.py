@@ -38,7 +38,7 @@ from chat.providers import (
 from chat.providers.messages import normalize_messages
 from chat.services.conversations import _check_model
 from chat.services.fallback import fallback_chain_for, fallback_hops
-from chat.services.replies import history_tokens, unstored_run_number
+from chat.services.replies import _usable_model, history_tokens, unstored_run_number
 from chat.services.runs import RunFailed, RunFallback, RunFinished, RunStopped
 from usage.budgets import BudgetExceeded, budget_release, budget_reserve
 
@@ -175,16 +175,6 @@ def _options(body: dict[str, Any]) -> ChatOptions:
         raise _Refused(_error(400, e.message, param=param)) from e
 
 
-def _usable(provider_name: str, model: str) -> Any:
-    """The provider object when it is usable and offers ``model`` (ValidationError
-    otherwise): the check each fallback model passes."""
-    provider = get_provider(provider_name)
-    if not provider.status().usable:
-        raise ValidationError(provider_name)
-    _check_model(provider, model)
-    return provider
-
-
 def _prepare(
     body: dict[str, Any], key: Any, access: Any, chains: dict[str, list[str]]
 ) -> services.PreparedReply:
@@ -246,7 +236,7 @@ def _prepare(
         fallbacks=fallback_hops(
             fallback_chain_for(provider=provider_name, model=model, chains=chains),
             access=access,
-            usable=_usable,
+            usable=lambda name, model: _usable_model(name, model, new_chat=False)[0],
         )
         if chains
         else (),
